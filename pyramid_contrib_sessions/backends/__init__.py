@@ -1,0 +1,1 @@
+"""One thin module per store; the shared logic lives above them."""

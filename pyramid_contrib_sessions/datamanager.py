@@ -1,0 +1,312 @@
+"""The one transaction data manager: it carries a request's session into
+the store when, and only when, the request's transaction commits.
+
+At the vote it decides what the request changed, merges that with whatever
+other requests committed meanwhile, and has the store stage the change
+(conflicts surface here, where they can still abort everything). At the
+finish it makes the staged changes durable and records the cookie the
+response must carry; on abort it drops them, and the response carries no
+cookie change.
+"""
+import logging
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import transaction
+from transaction.interfaces import IDataManager, IDataManagerSavepoint
+from zope.interface import implementer
+
+from .exceptions import SessionConflictError, StaleRecordError
+from .keys import new_session_id, store_key
+from .merge import changed_keys, merge
+from .record import SessionRecord
+from .serializers import dumps_naming_key
+from .session import expiry_time
+
+log = logging.getLogger(__name__)
+
+# How often a write is merged with newer versions before it gives up with a
+# SessionConflictError (and pyramid_retry replays the request).
+MAX_MERGES = 5
+
+
+@dataclass(frozen=True)
+class CookieUpdate:
+    """What a committed transaction asks of the response's cookie:
+    ``value`` None deletes it; ``max_age`` None makes a browser-session
+    cookie."""
+
+    value: Optional[str]
+    max_age: Optional[int] = None
+
+
+DELETE_COOKIE = CookieUpdate(None)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the vote decided: the store changes, the record the session
+    becomes, its id and the cookie to send after the commit."""
+
+    changes: tuple
+    session_key: Optional[str]
+    record: Optional[SessionRecord]
+    cookie: Optional[CookieUpdate]
+
+
+NOTHING_TO_DO = None
+
+
+@implementer(IDataManager)
+class SessionDataManager:
+    """Joins one request's session to a transaction (see the module)."""
+
+    def __init__(self, factory, session, base, transaction_manager=None):
+        self._factory = factory
+        self.session = session
+        self._base = base  # the record as loaded; None for a new session
+        self._base_id = session.session_key if base is not None else None
+        self._base_data = None
+        self._plan = None
+        self._prepared = []
+        self._merged_record = None  # what a merge turned the write into
+        self._joined = None  # the transaction we take part in
+        self.transaction_manager = transaction_manager
+        self.cookie = None  # the CookieUpdate of the last commit
+
+    # joining
+
+    def join(self):
+        """Take part in the transaction manager's current transaction (once:
+        joining twice would commit twice)."""
+        current = self.transaction_manager.get()
+        if current is not self._joined:
+            current.join(self)
+            self._joined = current
+
+    def save(self):
+        """``session.save()``: join the request's transaction, or write at
+        once when there is none."""
+        if self.transaction_manager is None:
+            self.commit_now()
+        else:
+            self.join()
+
+    def commit_now(self):
+        """Write at once, in a transaction of our own (no pyramid_tm)."""
+        manager = transaction.TransactionManager(explicit=True)
+        manager.begin()
+        manager.get().join(self)
+        manager.commit()
+
+    # the two-phase commit protocol
+
+    def sortKey(self):
+        # Last of all: the application's own data (zope.sqlalchemy sorts as
+        # "~sqlalchemy:", ZODB by its storage name) votes first, so a failure
+        # there aborts the transaction before any session change is staged.
+        return '~~pyramid_contrib_sessions'
+
+    def abort(self, txn):
+        self._drop_prepared()
+
+    def tpc_begin(self, txn):
+        pass
+
+    def commit(self, txn):
+        pass
+
+    def tpc_vote(self, txn):
+        self._merged_record = None
+        self._plan = self._make_plan(time.time())
+        if self._plan is NOTHING_TO_DO or self._factory.store is None:
+            return  # a client-side session is all in the cookie
+        try:
+            for key, prepare in sorted(self._plan.changes,
+                                       key=lambda change: change[0]):
+                self._prepared.append(prepare())
+        except BaseException:
+            self._drop_prepared()
+            raise
+
+    def tpc_finish(self, txn):
+        prepared, plan = self._prepared, self._plan
+        self._prepared, self._plan = [], None
+        for change in prepared:
+            change.commit()
+        if plan is not NOTHING_TO_DO:
+            self._became(plan)
+
+    def tpc_abort(self, txn):
+        self._drop_prepared()
+
+    def savepoint(self):
+        return _Savepoint(self.session)
+
+    def _drop_prepared(self):
+        prepared, self._prepared, self._plan = self._prepared, [], None
+        for change in reversed(prepared):
+            try:
+                change.abort()
+            except Exception:  # the others must still be released
+                log.exception('could not abort a staged session change')
+
+    # deciding what to write
+
+    def _make_plan(self, now):
+        session, base_id = self.session, self._base_id
+        changes = []
+        if base_id is not None and session.session_key != base_id:
+            changes.append(self._delete(base_id))
+        if not session:
+            if base_id is not None and session.session_key == base_id:
+                changes.append(self._delete(base_id))
+            cookie = DELETE_COOKIE if base_id is not None else None
+            return _Plan(tuple(changes), None, None, cookie)
+        if session.session_key is None or session.session_key != base_id:
+            session_key = session.session_key or new_session_id()
+            record = self._new_record(now, session.created, version=1)
+            changes.append(self._write(session_key, record, None))
+        elif self._data_changed():
+            session_key = base_id
+            record = self._new_record(now, self._base.created,
+                                      self._base.version + 1)
+            changes.append(self._write(session_key, record,
+                                       self._base.version))
+        elif self._refresh_due(now):
+            session_key = base_id
+            record = self._base.touched(now, self._expires(now, self._base))
+            changes.append(self._touch(session_key, record))
+        else:
+            return NOTHING_TO_DO
+        cookie = CookieUpdate(
+            self._factory.codec.encode(session_key, record),
+            None if session.expire_at_browser_close
+            else max(0, int(record.expires - now)))
+        return _Plan(tuple(changes), session_key, record, cookie)
+
+    def _data_changed(self):
+        session = self.session
+        if not session.dirty:
+            return False
+        return (session.max_age != self._base.max_age
+                or bool(changed_keys(self._loaded_data(), session)))
+
+    def _refresh_due(self, now):
+        options = self._factory.options
+        if self.session.save_requested or options.save_every_request:
+            return True
+        return (options.reissue_time is not None
+                and now - self._base.accessed >= options.reissue_time)
+
+    def _expires(self, now, record):
+        return expiry_time(self._factory.options, record.created, now,
+                           self.session.max_age)
+
+    def _new_record(self, now, created, version):
+        session = self.session
+        return SessionRecord(
+            data=dumps_naming_key(self._factory.serializer, session),
+            version=version, created=created, accessed=now,
+            expires=expiry_time(self._factory.options, created, now,
+                                session.max_age),
+            max_age=session.max_age)
+
+    def _loaded_data(self):
+        """The data as loaded, decoded afresh: values the view mutated in
+        place must not leak into the base of the comparison."""
+        if self._base_data is None:
+            self._base_data = self._factory.serializer.loads(self._base.data)
+        return self._base_data
+
+    # the store changes
+
+    def _delete(self, session_id):
+        key = store_key(session_id)
+        return key, lambda: self._factory.store.prepare_delete(key)
+
+    def _touch(self, session_id, record):
+        key = store_key(session_id)
+        return key, lambda: self._factory.store.prepare_touch(
+            key, record.accessed, record.expires)
+
+    def _write(self, session_id, record, expected_version):
+        key = store_key(session_id)
+        return key, lambda: self._prepare_write(key, record, expected_version)
+
+    def _prepare_write(self, key, record, expected_version):
+        store = self._factory.store
+        for _ in range(MAX_MERGES):
+            try:
+                prepared = store.prepare_write(key, record, expected_version)
+            except StaleRecordError as stale:
+                record = self._merged(record, expected_version, stale.current)
+                expected_version = stale.current.version
+                self._merged_record = record
+            else:
+                return prepared
+        raise SessionConflictError(
+            f'the session kept changing under this request '
+            f'({MAX_MERGES} merges in a row)')
+
+    def _merged(self, record, expected_version, current):
+        if expected_version is None or current is None:
+            # a new id already taken, or the session deleted meanwhile (a
+            # log out elsewhere): never resurrect it
+            raise SessionConflictError(
+                'the session was deleted or replaced by another request')
+        serializer = self._factory.serializer
+        merged = merge(self._loaded_data(), serializer.loads(current.data),
+                       self.session,
+                       changed_keys(self._loaded_data(), self.session))
+        max_age = self.session.max_age
+        if max_age == self._base.max_age:
+            max_age = current.max_age
+        return SessionRecord(
+            data=dumps_naming_key(serializer, merged),
+            version=current.version + 1, created=current.created,
+            accessed=record.accessed,
+            expires=expiry_time(self._factory.options, current.created,
+                                record.accessed, max_age),
+            max_age=max_age)
+
+    # after the commit
+
+    def _became(self, plan):
+        """The session is now what was committed: later saves in the same
+        request compare against it."""
+        session = self.session
+        record = plan.record
+        if self._merged_record is not None:  # other requests' keys came in
+            record = self._merged_record
+            dict.clear(session)
+            dict.update(session, self._factory.serializer.loads(record.data))
+        self._base, self._base_data = record, None
+        self._base_id = plan.session_key
+        session.session_key = plan.session_key
+        session._dirty = session.save_requested = False
+        if record is not None:
+            session.new = False
+            session.accessed = record.accessed
+        if plan.cookie is not None:
+            self.cookie = plan.cookie
+
+
+@implementer(IDataManagerSavepoint)
+class _Savepoint:
+    """Restores the session's keys and id when a savepoint rolls back."""
+
+    def __init__(self, session):
+        self._session = session
+        self._data = dict(session)
+        self._key = session.session_key
+        self._max_age = session.max_age
+
+    def rollback(self):
+        session = self._session
+        dict.clear(session)
+        dict.update(session, self._data)
+        session.session_key = self._key
+        session.max_age = self._max_age
+        session.changed()

@@ -1,0 +1,35 @@
+"""The errors this package raises."""
+from transaction.interfaces import TransientError
+
+
+class SessionConflictError(TransientError):
+    """Another request changed the same session key since this one read it.
+
+    A :class:`transaction.interfaces.TransientError`, so ``pyramid_retry``
+    replays the request on fresh data.
+    """
+
+
+class StaleRecordError(Exception):
+    """Raised by a store when a record's version is not the one expected.
+
+    ``current`` is the record as it is stored now (``None`` when it is gone).
+    The data manager catches it, merges and tries again; it never reaches
+    the application.
+    """
+
+    def __init__(self, current):
+        super().__init__('the stored session record changed meanwhile')
+        self.current = current
+
+
+class StoreError(Exception):
+    """The session store failed (down, timed out, refused a write).
+
+    The message names the backend; the request fails, nothing stored is
+    changed.
+    """
+
+
+class SessionCookieTooLargeError(ValueError):
+    """The cookie backend would send a cookie browsers silently drop."""

@@ -1,0 +1,153 @@
+"""The ``ISessionFactory``: from a request's cookie to its session, and from
+the committed session back to the response's cookie."""
+import logging
+import time
+
+from pyramid.interfaces import ISessionFactory
+from webob.cookies import make_cookie
+from zope.interface import implementer, provider
+
+from .datamanager import SessionDataManager
+from .interfaces import ISessionCodec
+from .keys import IdCodec, store_key
+from .session import Session, expiry_time
+
+log = logging.getLogger(__name__)
+
+
+@implementer(ISessionCodec)
+class ServerSideCodec:
+    """The cookie of a server-side session holds its (signed) id; the
+    record comes from the store, looked up by the hash of that id."""
+
+    def __init__(self, store, secrets):
+        self._store = store
+        self._ids = IdCodec(secrets)
+
+    def decode(self, value):
+        session_id = self._ids.decode(value)
+        if session_id is None:
+            return None
+        record = self._store.load(store_key(session_id))
+        return None if record is None else (session_id, record)
+
+    def encode(self, session_id, record):
+        return self._ids.encode(session_id)
+
+
+@provider(ISessionFactory)
+class SessionFactory:
+    """Builds ``request.session``; made once per application from
+    :class:`~pyramid_contrib_sessions.settings.SessionOptions`.
+
+    The session joins the request's transaction when pyramid_tm manages the
+    request; otherwise it is written when the response is made, unless the
+    view raised.
+    """
+
+    def __init__(self, options):
+        self.options = options
+        self.serializer = options.serializer
+        backend = options.store_factory.from_settings(
+            options.backend_settings, options)
+        if ISessionCodec.providedBy(backend):  # client-side: no store
+            self.store, self.codec = None, backend
+        else:
+            self.store = backend
+            self.codec = ServerSideCodec(backend, options.secrets)
+
+    def __call__(self, request):
+        """The session of ``request``; Pyramid calls this at most once per
+        request, on first use of ``request.session``."""
+        in_transaction = request.environ.get('tm.active', False)
+        manager = self.open(request.cookies.get(self.options.cookie_name),
+                            request.tm if in_transaction else None)
+
+        def finish(request, response):
+            if not in_transaction and request.exception is None:
+                manager.commit_now()
+            response.vary = vary_with_cookie(response.vary)
+            cookie = self.set_cookie_header(manager)
+            if cookie is not None:
+                response.headerlist.append(('Set-Cookie', cookie))
+
+        request.add_response_callback(finish)
+        return manager.session
+
+    def open(self, cookie_value, transaction_manager=None):
+        """A data manager holding the session for ``cookie_value``: the
+        stored one, or a new empty one when the value is missing, forged or
+        stale. It joins ``transaction_manager``'s current transaction when
+        one is given; otherwise the caller calls its ``commit_now()``."""
+        now = time.time()
+        session_id, record, data = self._load(cookie_value, now)
+
+        def save_now():
+            manager.save()
+
+        if record is None:
+            session = Session({}, options=self.options, session_key=None,
+                              created=now, accessed=now, max_age=None,
+                              new=True, save_hook=save_now)
+        else:
+            session = Session(data, options=self.options,
+                              session_key=session_id, created=record.created,
+                              accessed=record.accessed,
+                              max_age=record.max_age, new=False,
+                              save_hook=save_now)
+        manager = SessionDataManager(self, session, record,
+                                     transaction_manager)
+        if transaction_manager is not None:
+            manager.join()
+        return manager
+
+    def _load(self, cookie_value, now):
+        if not cookie_value:
+            return None, None, None
+        decoded = self.codec.decode(cookie_value)
+        if decoded is None:
+            return None, None, None
+        session_id, record = decoded
+        expires = min(record.expires, expiry_time(
+            self.options, record.created, record.accessed, record.max_age))
+        if expires <= now:
+            return None, None, None
+        try:
+            data = self.serializer.loads(record.data)
+        except Exception:
+            # Unreadable data (a serializer changed under live sessions):
+            # the user starts afresh; the record is left for clearsessions.
+            log.warning('session data in the %s store could not be '
+                        'deserialized; starting a new session',
+                        self.options.backend, exc_info=True)
+            return None, None, None
+        return session_id, record, data
+
+    def set_cookie_header(self, manager):
+        """The ``Set-Cookie`` header value that ``manager``'s last commit
+        calls for, once; ``None`` when the cookie stays as it is."""
+        update, manager.cookie = manager.cookie, None
+        return None if update is None else self._cookie_header(update)
+
+    def _cookie_header(self, update):
+        options = self.options
+        deleting = update.value is None
+        return make_cookie(
+            options.cookie_name, '' if deleting else update.value,
+            max_age=0 if deleting else update.max_age,
+            path=options.cookie_path, domain=options.cookie_domain,
+            secure=options.cookie_secure, httponly=options.cookie_httponly,
+            samesite=options.cookie_samesite,
+        )
+
+    def close(self):
+        """Release the store's connections and files."""
+        if self.store is not None:
+            self.store.close()
+
+
+def vary_with_cookie(vary):
+    """A ``Vary`` value that includes ``Cookie``: the response depends on
+    the session."""
+    vary = tuple(vary or ())
+    return vary if 'Cookie' in vary else vary + ('Cookie',)

@@ -1,0 +1,122 @@
+"""The store protocol, written once.
+
+A server-side backend is a class implementing :class:`ISessionStore`. The
+package does everything else: ids, signing, cookies, expiry rules,
+serialization, the per-key merge of concurrent writes and the transaction.
+A store only keeps :class:`~pyramid_contrib_sessions.record.SessionRecord`
+objects under a *key*: the hex SHA-256 of the session id (64 characters of
+``[0-9a-f]``), never the id itself.
+
+Writes are two-phase. At the transaction's vote the data manager asks the
+store to *prepare* each change; the store checks what must be checked and
+stages the change so that committing it cannot fail for a reason the check
+could have caught. At the transaction's finish the data manager commits the
+prepared changes; on abort it aborts them. A store without real two-phase
+support may apply the change in ``prepare`` and undo it in ``abort``.
+
+A custom backend is named by its dotted Python name in ``sessions.backend``;
+its class is built with ``from_settings`` (see :class:`ISessionStoreFactory`).
+A client-side backend (the ``cookie`` one) keeps the whole session in the
+cookie instead and implements :class:`ISessionCodec`.
+"""
+from zope.interface import Attribute, Interface
+
+
+class ISessionStoreFactory(Interface):
+    """What ``sessions.backend`` names: a class with a ``from_settings``."""
+
+    settings_namespace = Attribute(
+        'The word after ``sessions.`` that holds this backend\'s own '
+        'settings: ``file`` for ``sessions.file.path``.'
+    )
+
+    def from_settings(settings, options):
+        """Build the store at application start-up.
+
+        ``settings`` holds the backend's own keys with the
+        ``sessions.<namespace>.`` prefix removed; ``options`` is the parsed
+        :class:`~pyramid_contrib_sessions.settings.SessionOptions`. Raise
+        :class:`pyramid.exceptions.ConfigurationError` naming the full key
+        for a missing or bad value, and for a store that cannot be reached.
+        """
+
+
+class IPreparedChange(Interface):
+    """A change staged by a store at the transaction's vote."""
+
+    def commit():
+        """Make the change durable. Called once, at the transaction's finish.
+
+        Must not fail for a reason ``prepare_*`` could have caught.
+        """
+
+    def abort():
+        """Forget the change; the stored record stays as it was.
+
+        Idempotent, and a no-op after ``commit``.
+        """
+
+
+class ISessionStore(Interface):
+    """Where server-side sessions live. Must be safe to share between
+    threads; one instance serves the whole process."""
+
+    name = Attribute('The backend\'s name, used in error messages.')
+
+    def load(key):
+        """Return the :class:`SessionRecord` stored under ``key``, or ``None``.
+
+        May return an expired record: the caller checks expiry. Raise
+        :class:`~pyramid_contrib_sessions.exceptions.StoreError` naming the
+        backend when the store cannot be read.
+        """
+
+    def prepare_write(key, record, expected_version):
+        """Stage storing ``record`` under ``key``; return an IPreparedChange.
+
+        ``expected_version`` is the version the writer read, or ``None`` when
+        the writer expects no record. When the stored record does not match,
+        raise :class:`~pyramid_contrib_sessions.exceptions.StaleRecordError`
+        carrying the current record (``None`` if there is none): the caller
+        merges and prepares again.
+        """
+
+    def prepare_touch(key, accessed, expires):
+        """Stage a refresh of the expiry of the record under ``key``.
+
+        Never a conflict, never a rewrite of other writers' data and never a
+        new version; a record that is gone stays gone.
+        """
+
+    def prepare_delete(key):
+        """Stage removing the record under ``key`` (gone already is fine)."""
+
+    def delete_expired(now, limit):
+        """Delete at most ``limit`` records whose ``expires`` is before
+        ``now``; return how many were deleted. Its cost must grow with the
+        number of expired records, not of live ones, where the store allows.
+        """
+
+    def count_expired(now):
+        """How many records ``delete_expired(now, ...)`` would delete."""
+
+    def close():
+        """Release connections and files; the store is not used again."""
+
+
+class ISessionCodec(Interface):
+    """Turns a cookie value into a session and back.
+
+    Server-side stores get one built for them (the cookie holds the signed
+    id, the store holds the record); a client-side backend implements it
+    itself and has no store.
+    """
+
+    def decode(value):
+        """``(session_id, SessionRecord)`` for a cookie value, or ``None`` for
+        a value that is malformed, forged or unknown. Never raises for what a
+        client sends."""
+
+    def encode(session_id, record):
+        """The cookie value that :meth:`decode` turns back into the same
+        session. May raise for a record that cannot be sent (too large)."""

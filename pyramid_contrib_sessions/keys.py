@@ -1,0 +1,99 @@
+"""Session ids, the store keys derived from them, and HMAC signing."""
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+
+ID_BYTES = 32  # 256 bits from the OS's CSPRNG; the spec asks for >= 128
+ID_PATTERN = re.compile(r'[A-Za-z0-9_-]{43}\Z')  # token_urlsafe(32)
+SIGNATURE_BYTES = 32  # full HMAC-SHA256
+
+
+def new_session_id():
+    """A fresh, unguessable session id (43 URL-safe characters)."""
+    return secrets.token_urlsafe(ID_BYTES)
+
+
+def is_session_id(value):
+    """Whether ``value`` has the exact shape of an id we issue."""
+    return isinstance(value, str) and ID_PATTERN.match(value) is not None
+
+
+def store_key(session_id):
+    """The key a store files a session under: a one-way hash of the id, so
+    whoever reads the store cannot present its keys as cookies."""
+    return hashlib.sha256(session_id.encode('ascii')).hexdigest()
+
+
+def b64encode(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b'=').decode('ascii')
+
+
+def b64decode(text):
+    """Decode unpadded URL-safe base64; ``ValueError`` on anything else."""
+    if not isinstance(text, str) or not text.isascii():
+        raise ValueError('not ASCII')
+    try:
+        return base64.urlsafe_b64decode(text + '=' * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError('not base64') from exc
+
+
+class Signer:
+    """Signs text with the first secret, verifies with any of them.
+
+    Each secret is first turned into a key for one ``purpose`` only, so the
+    same configured secret never signs two kinds of value with one key.
+    """
+
+    def __init__(self, secrets_, purpose):
+        self._keys = [
+            hmac.new(secret.encode('utf-8'), purpose.encode('ascii'),
+                     hashlib.sha256).digest()
+            for secret in secrets_
+        ]
+
+    def _mac(self, key, payload):
+        return hmac.new(key, payload.encode('ascii'), hashlib.sha256).digest()
+
+    def sign(self, payload):
+        """``payload`` (ASCII) followed by ``.`` and its signature."""
+        return payload + '.' + b64encode(self._mac(self._keys[0], payload))
+
+    def unsign(self, value):
+        """The payload of a value made by :meth:`sign`, or ``None``."""
+        payload, dot, signature = value.rpartition('.')
+        if not dot:
+            return None
+        try:
+            given = b64decode(signature)
+        except ValueError:
+            return None
+        valid = False
+        for key in self._keys:  # no early exit: the time taken tells nothing
+            valid |= hmac.compare_digest(self._mac(key, payload), given)
+        return payload if valid else None
+
+
+class IdCodec:
+    """The cookie value of a server-side session: its id, signed when a
+    secret is configured."""
+
+    def __init__(self, secrets_):
+        self._signer = Signer(secrets_, 'session-id') if secrets_ else None
+
+    def encode(self, session_id):
+        if self._signer is None:
+            return session_id
+        return self._signer.sign(session_id)
+
+    def decode(self, value):
+        """The id in a cookie value, or ``None`` for anything we did not
+        issue. Only a validated id ever reaches a store."""
+        if not value.isascii() or len(value) > 200:
+            return None
+        if self._signer is not None:
+            value = self._signer.unsign(value)
+        return value if is_session_id(value) else None

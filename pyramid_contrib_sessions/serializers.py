@@ -1,0 +1,57 @@
+"""How session data becomes bytes: JSON by default, pickle on request, or
+any object with ``dumps`` and ``loads``."""
+import json
+import pickle
+
+
+class JSONSerializer:
+    """Compact UTF-8 JSON; keys must be strings, as JSON keeps no others."""
+
+    def dumps(self, data):
+        for key in data:
+            if not isinstance(key, str):
+                raise TypeError(
+                    f'session key {key!r} is a {type(key).__name__}: the JSON '
+                    f'serializer keeps string keys only')
+        return json.dumps(data, separators=(',', ':'),
+                          ensure_ascii=False).encode('utf-8')
+
+    def loads(self, raw):
+        return json.loads(raw)
+
+
+class PickleSerializer:
+    """Any picklable value. Server-side backends only: unpickling bytes a
+    client could forge runs the client's code."""
+
+    def dumps(self, data):
+        return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, raw):
+        return pickle.loads(raw)
+
+
+SERIALIZERS = {'json': JSONSerializer, 'pickle': PickleSerializer}
+
+
+def dumps_naming_key(serializer, data):
+    """``serializer.dumps(data)``; when it fails, the ``TypeError`` names the
+    first key whose value the serializer cannot take."""
+    try:
+        return serializer.dumps(data)
+    except (TypeError, ValueError):
+        culprit = _first_unserializable_key(serializer, data)
+        if culprit is None:
+            raise
+        key, error = culprit
+        raise TypeError(f'session key {key!r} cannot be serialized: '
+                        f'{error}') from error
+
+
+def _first_unserializable_key(serializer, data):
+    for key, value in data.items():
+        try:
+            serializer.dumps({key: value})
+        except (TypeError, ValueError) as error:
+            return key, error
+    return None

@@ -1,0 +1,169 @@
+"""The session a request sees: a dict with ``ISession`` on top. No I/O here:
+the data manager reads its state when the transaction commits."""
+import functools
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+
+from pyramid.interfaces import ISession
+from zope.interface import implementer
+
+from .keys import new_session_id
+
+FLASH_PREFIX = '_f_'
+CSRF_KEY = '_csrft_'
+
+
+def expiry_time(options, created, accessed, max_age):
+    """When a session expires, in epoch seconds: ``max_age`` (or the
+    configured ``cookie_age``) after its last access, cut short by the idle
+    ``timeout`` and by ``absolute_timeout`` after its creation."""
+    expires = accessed + (max_age or options.cookie_age)
+    if options.timeout:
+        expires = min(expires, accessed + options.timeout)
+    if options.absolute_timeout:
+        expires = min(expires, created + options.absolute_timeout)
+    return expires
+
+
+def _marks_changed(method):
+    """Wrap a ``dict`` method that mutates, so the session knows to diff."""
+
+    @functools.wraps(method)
+    def mutate(self, *args, **kwargs):
+        self._dirty = True
+        return method(self, *args, **kwargs)
+
+    return mutate
+
+
+@implementer(ISession)
+class Session(dict):
+    """A Pyramid ``ISession`` with Django's extras; see the interface for
+    the mapping, flash and CSRF methods.
+
+    Changes are found by comparing the data with what was loaded when the
+    transaction commits, so only the keys this request changed are merged
+    into the store. As with every Pyramid session, call :meth:`changed`
+    after mutating a value in place (``session['cart'].append(x)``).
+    """
+
+    def __init__(self, data, *, options, session_key, created, accessed,
+                 max_age, new, save_hook):
+        super().__init__(data)
+        self._options = options
+        self._save_hook = save_hook
+        self.session_key = session_key
+        self.created = created
+        self.accessed = accessed
+        self.new = new
+        self.max_age = max_age
+        self._dirty = False
+        self.save_requested = False
+
+    __setitem__ = _marks_changed(dict.__setitem__)
+    __delitem__ = _marks_changed(dict.__delitem__)
+    __ior__ = _marks_changed(dict.__ior__)
+    clear = _marks_changed(dict.clear)
+    pop = _marks_changed(dict.pop)
+    popitem = _marks_changed(dict.popitem)
+    setdefault = _marks_changed(dict.setdefault)
+    update = _marks_changed(dict.update)
+
+    @property
+    def dirty(self):
+        """Whether the data may differ from what was loaded."""
+        return self._dirty
+
+    def changed(self):
+        """Tell the session that a value was mutated in place."""
+        self._dirty = True
+
+    def invalidate(self):
+        """Empty the session and forget its id. The stored record is deleted
+        when the transaction commits; data set afterwards goes into a new
+        session with a new id."""
+        dict.clear(self)
+        self._dirty = True
+        self.session_key = None
+        self.new = True
+        self.created = self.accessed = time.time()
+        self.max_age = None
+
+    def cycle_key(self):
+        """Give the session a new id and keep its data: call it at log in.
+        The old id is removed when the transaction commits. A session with
+        no id yet gets one when something is first stored."""
+        if self.session_key is not None:
+            self.session_key = new_session_id()
+            self._dirty = True
+
+    def save(self):
+        """Persist now: within pyramid_tm, as part of the current
+        transaction; without it, at once."""
+        self._dirty = True
+        self.save_requested = True
+        self._save_hook()
+
+    def set_expiry(self, value):
+        """Set this session's lifetime: seconds (or a ``timedelta``) after its
+        last access, a ``datetime`` (taken as the seconds until then; naive
+        ones as UTC), ``0`` for a cookie that ends with the browser, or
+        ``None`` to return to the configured default."""
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
+            value = value - datetime.now(timezone.utc)
+        if isinstance(value, timedelta):
+            value = max(1, int(value.total_seconds()))
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, int) or value < 0):
+            raise ValueError(f'set_expiry() takes seconds >= 0, a datetime, '
+                             f'a timedelta or None, not {value!r}')
+        self.max_age = value
+        self._dirty = True
+
+    @property
+    def expire_at_browser_close(self):
+        """Whether the cookie is a browser-session cookie (no Max-Age)."""
+        if self.max_age is None:
+            return self._options.expire_at_browser_close
+        return self.max_age == 0
+
+    def get_expiry_age(self):
+        """Seconds this session has to live if it is saved now."""
+        now = time.time()
+        return int(expiry_time(self._options, self.created, now,
+                               self.max_age) - now)
+
+    def get_expiry_date(self):
+        """When this session expires if it is saved now (aware, UTC)."""
+        return (datetime.now(timezone.utc)
+                + timedelta(seconds=self.get_expiry_age()))
+
+    # flash messages
+
+    def flash(self, msg, queue='', allow_duplicate=True):
+        messages = self.setdefault(FLASH_PREFIX + queue, [])
+        if allow_duplicate or msg not in messages:
+            messages.append(msg)
+            self.changed()
+
+    def pop_flash(self, queue=''):
+        return self.pop(FLASH_PREFIX + queue, [])
+
+    def peek_flash(self, queue=''):
+        return self.get(FLASH_PREFIX + queue, [])
+
+    # CSRF
+
+    def new_csrf_token(self):
+        token = secrets.token_hex(20)
+        self[CSRF_KEY] = token
+        return token
+
+    def get_csrf_token(self):
+        token = self.get(CSRF_KEY)
+        if token is None:
+            token = self.new_csrf_token()
+        return token

@@ -1,0 +1,251 @@
+"""Reads the ``sessions.*`` settings once, at start-up, into
+:class:`SessionOptions`; every bad value is a ``ConfigurationError`` that
+names its key."""
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Tuple
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.path import DottedNameResolver
+from pyramid.settings import asbool
+
+from .serializers import SERIALIZERS
+
+# name: (dotted name of the store class, the extras that install its client)
+BACKENDS = {
+    'zodb': ('pyramid_contrib_sessions.backends.zodb:ZODBStore', None),
+    'sql': ('pyramid_contrib_sessions.backends.sql:SQLStore', '[sql]'),
+    'cache': ('pyramid_contrib_sessions.backends.cache:CacheStore',
+              '[redis] or [memcached]'),
+    'file': ('pyramid_contrib_sessions.backends.file:FileStore', None),
+    'cookie': ('pyramid_contrib_sessions.backends.cookie:CookieStore', None),
+}
+DEFAULT_BACKEND = 'zodb'
+MIN_SECRET_LENGTH = 32  # characters: below this a secret is guessable offline
+TWO_WEEKS = 1209600
+SAMESITE_VALUES = {'strict': 'Strict', 'lax': 'Lax', 'none': 'None'}
+# RFC 6265 cookie-name characters (an RFC 2616 token)
+COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+
+GENERAL_KEYS = {
+    'backend', 'secret', 'cookie_name', 'cookie_age', 'cookie_path',
+    'cookie_domain', 'cookie_secure', 'cookie_httponly', 'cookie_samesite',
+    'timeout', 'absolute_timeout', 'reissue_time', 'save_every_request',
+    'expire_at_browser_close', 'serializer',
+}
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """Every ``sessions.*`` setting, parsed; the names are the settings'."""
+
+    backend: str
+    secrets: Tuple[str, ...]
+    cookie_name: str
+    cookie_age: int
+    cookie_path: str
+    cookie_domain: Optional[str]
+    cookie_secure: bool
+    cookie_httponly: bool
+    cookie_samesite: str
+    timeout: Optional[int]
+    absolute_timeout: Optional[int]
+    reissue_time: Optional[int]
+    save_every_request: bool
+    expire_at_browser_close: bool
+    serializer: Any
+    store_factory: Any
+    backend_settings: Mapping[str, str]
+
+
+class SettingsReader:
+    """Reads one prefixed settings mapping, naming keys in its errors."""
+
+    def __init__(self, settings, prefix):
+        self.settings = settings
+        self.prefix = prefix
+
+    def fail(self, name, problem):
+        raise ConfigurationError(f'{self.prefix}{name}: {problem}')
+
+    def text(self, name, default=None):
+        value = self.settings.get(self.prefix + name)
+        if value is None:
+            return default
+        value = str(value).strip()
+        return value if value else default
+
+    def boolean(self, name, default):
+        value = self.settings.get(self.prefix + name)
+        if value is None or isinstance(value, bool):
+            return default if value is None else value
+        text = str(value).strip().lower()
+        if text not in ('true', 'false', 'yes', 'no', 'on', 'off', '1', '0',
+                        't', 'f', 'y', 'n', ''):
+            self.fail(name, f'{value!r} is not a boolean (use true or false)')
+        return asbool(text) if text else default
+
+    def seconds(self, name, default=None, minimum=1):
+        value = self.settings.get(self.prefix + name)
+        if value is None or str(value).strip() == '':
+            return default
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            self.fail(name, f'{value!r} is not a whole number of seconds')
+        if number < minimum:
+            self.fail(name, f'{number} is below the minimum of {minimum}')
+        return number
+
+
+def parse_settings(settings, prefix='sessions.'):
+    """Parse the ``prefix``-ed keys of ``settings`` into SessionOptions."""
+    read = SettingsReader(settings, prefix)
+    backend = read.text('backend', DEFAULT_BACKEND)
+    store_factory, namespace = _resolve_backend(read, backend)
+    _reject_unknown_keys(settings, prefix, namespace)
+    secrets_ = tuple(read.text('secret', '').split())
+    for secret in secrets_:
+        if len(secret) < MIN_SECRET_LENGTH:
+            read.fail('secret', f'each secret needs at least '
+                                f'{MIN_SECRET_LENGTH} characters; generate '
+                                f'one with: python -c "import secrets; '
+                                f'print(secrets.token_urlsafe(32))"')
+    timeout = read.seconds('timeout')
+    options = SessionOptions(
+        backend=backend,
+        secrets=secrets_,
+        cookie_name=read.text('cookie_name', 'sessionid'),
+        cookie_age=read.seconds('cookie_age', TWO_WEEKS),
+        cookie_path=read.text('cookie_path', '/'),
+        cookie_domain=read.text('cookie_domain'),
+        cookie_secure=read.boolean('cookie_secure', True),
+        cookie_httponly=read.boolean('cookie_httponly', True),
+        cookie_samesite=_samesite(read),
+        timeout=timeout,
+        absolute_timeout=read.seconds('absolute_timeout'),
+        reissue_time=read.seconds(
+            'reissue_time', timeout // 10 if timeout else None, minimum=0),
+        save_every_request=read.boolean('save_every_request', False),
+        expire_at_browser_close=read.boolean('expire_at_browser_close',
+                                             False),
+        serializer=_serializer(read),
+        store_factory=store_factory,
+        backend_settings=_namespace_settings(settings, prefix, namespace),
+    )
+    _check_consistency(read, options)
+    return options
+
+
+def _resolve_backend(read, backend):
+    if backend in BACKENDS:
+        dotted, extra = BACKENDS[backend]
+    else:
+        dotted, extra = backend, None
+    try:
+        factory = DottedNameResolver().resolve(dotted)
+    except ImportError as error:
+        if backend not in BACKENDS:
+            read.fail('backend', f'{backend!r} is neither one of '
+                                 f'{", ".join(sorted(BACKENDS))} nor an '
+                                 f'importable dotted name ({error})')
+        hint = (f'install the extra pyramid_contrib_sessions{extra}'
+                if extra else 'this installation is incomplete')
+        read.fail('backend', f'the {backend} backend cannot be imported '
+                             f'({error}); {hint}')
+    if not hasattr(factory, 'from_settings'):
+        read.fail('backend', f'{backend!r} has no from_settings(): a backend '
+                             f'implements pyramid_contrib_sessions.'
+                             f'interfaces.ISessionStoreFactory')
+    return factory, getattr(factory, 'settings_namespace', None)
+
+
+def _reject_unknown_keys(settings, prefix, namespace):
+    """A misspelt key must not be silently ignored. Keys of the other
+    built-in backends are let through, so switching backends is one line."""
+    known_namespaces = set(BACKENDS) | {namespace}
+    for key in settings:
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix):]
+        head = name.split('.', 1)[0]
+        if name in GENERAL_KEYS or ('.' in name and head in known_namespaces):
+            continue
+        close = difflib.get_close_matches(name, sorted(GENERAL_KEYS), n=1)
+        hint = f'; did you mean {prefix}{close[0]}?' if close else ''
+        raise ConfigurationError(f'{key}: unknown setting{hint}')
+
+
+def _namespace_settings(settings, prefix, namespace):
+    if namespace is None:
+        return {}
+    inner = f'{prefix}{namespace}.'
+    return {key[len(inner):]: value for key, value in settings.items()
+            if key.startswith(inner)}
+
+
+def _samesite(read):
+    value = read.text('cookie_samesite', 'Lax')
+    if value.lower() not in SAMESITE_VALUES:
+        read.fail('cookie_samesite', f'{value!r} is not Strict, Lax or None')
+    return SAMESITE_VALUES[value.lower()]
+
+
+def _serializer(read):
+    name = read.text('serializer', 'json')
+    if name in SERIALIZERS:
+        return SERIALIZERS[name]()
+    try:
+        serializer = DottedNameResolver().resolve(name)
+    except ImportError as error:
+        read.fail('serializer', f'{name!r} is not json, pickle or an '
+                                f'importable dotted name ({error})')
+    if isinstance(serializer, type):
+        serializer = serializer()
+    if not (callable(getattr(serializer, 'dumps', None))
+            and callable(getattr(serializer, 'loads', None))):
+        read.fail('serializer', f'{name!r} has no dumps() and loads()')
+    if not isinstance(serializer.dumps({}), bytes):
+        read.fail('serializer', f'{name}.dumps() must return bytes')
+    return serializer
+
+
+def _check_consistency(read, options):
+    if options.cookie_samesite == 'None' and not options.cookie_secure:
+        read.fail('cookie_samesite', 'None needs sessions.cookie_secure = '
+                                     'true (browsers refuse it otherwise)')
+    name = options.cookie_name
+    if not COOKIE_NAME.match(name):
+        read.fail('cookie_name', f'{name!r} is not a valid cookie name')
+    if name.startswith(('__Secure-', '__Host-')) and not options.cookie_secure:
+        read.fail('cookie_name', f'the {name.split("-")[0]}- prefix needs '
+                                 f'sessions.cookie_secure = true')
+    if name.startswith('__Host-') and (options.cookie_domain
+                                       or options.cookie_path != '/'):
+        read.fail('cookie_name', 'the __Host- prefix needs sessions.'
+                                 'cookie_path = / and no sessions.'
+                                 'cookie_domain')
+    if (options.timeout and options.reissue_time is not None
+            and options.reissue_time >= options.timeout):
+        read.fail('reissue_time', f'{options.reissue_time} must be below '
+                                  f'sessions.timeout ({options.timeout}), or '
+                                  f'active sessions would time out')
+    if options.backend == 'cookie':
+        if not options.secrets:
+            read.fail('secret', 'the cookie backend needs a secret to sign '
+                                'its cookies')
+        if isinstance(options.serializer, SERIALIZERS['pickle']):
+            read.fail('serializer', 'pickle is refused for the cookie '
+                                    'backend: unpickling what a client sends '
+                                    'would run its code; use json')
+
+
+def reject_unknown_backend_keys(backend_settings, namespace, allowed):
+    """For a backend's ``from_settings``: refuse keys it does not read."""
+    for name in backend_settings:
+        if name not in allowed:
+            raise ConfigurationError(
+                f'sessions.{namespace}.{name}: unknown setting for the '
+                f'{namespace} backend (it reads: '
+                f'{", ".join(sorted(allowed))})')
