@@ -1,0 +1,165 @@
+"""A small real Pyramid application the functional tests drive through
+WebTest: each view does one thing to the session and answers with what it
+saw, as JSON."""
+import json
+
+from pyramid.config import Configurator
+from pyramid.httpexceptions import HTTPBadRequest
+from pyramid.response import Response
+from webtest import TestApp
+
+TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnop'
+
+
+class ViewFailed(Exception):
+    """Raised by the /fail view after it changed the session."""
+
+
+def _answer(request, **extra):
+    session = request.session
+    body = {'data': dict(session), 'new': session.new,
+            'has_key': session.session_key is not None, **extra}
+    return Response(json.dumps(body), content_type='application/json',
+                    charset='utf-8')
+
+
+def _value(request):
+    return json.loads(request.params.get('value', 'null'))
+
+
+def view_untouched(request):
+    return Response('no session here')
+
+
+def view_get(request):
+    return _answer(request, value=request.session.get(
+        request.params.get('key', 'n')))
+
+
+def view_set(request):
+    request.session[request.params['key']] = _value(request)
+    return _answer(request)
+
+
+def view_delete(request):
+    request.session.pop(request.params['key'], None)
+    return _answer(request)
+
+
+def view_incr(request):
+    key = request.params.get('key', 'n')
+    request.session[key] = request.session.get(key, 0) + 1
+    return _answer(request)
+
+
+def view_fail(request):
+    request.session[request.params.get('key', 'n')] = 'from a failed request'
+    raise ViewFailed('the view failed after changing the session')
+
+
+def view_veto(request):
+    request.session[request.params.get('key', 'n')] = 'vetoed'
+    return HTTPBadRequest()
+
+
+def view_doom(request):
+    request.session[request.params.get('key', 'n')] = 'doomed'
+    request.tm.doom()
+    return _answer(request)
+
+
+def view_invalidate(request):
+    request.session.invalidate()
+    if 'key' in request.params:
+        request.session[request.params['key']] = _value(request)
+    return _answer(request)
+
+
+def view_cycle(request):
+    request.session.cycle_key()
+    return _answer(request)
+
+
+def view_clear(request):
+    request.session.clear()
+    return _answer(request)
+
+
+def view_expiry(request):
+    request.session.set_expiry(_value(request))
+    request.session['touched'] = True
+    return _answer(request, age=request.session.get_expiry_age())
+
+
+def view_flash(request):
+    request.session.flash(request.params['msg'],
+                          queue=request.params.get('queue', ''))
+    return _answer(request)
+
+
+def view_pop_flash(request):
+    return _answer(request, flashed=request.session.pop_flash(
+        request.params.get('queue', '')))
+
+
+def view_peek_flash(request):
+    return _answer(request, flashed=request.session.peek_flash(
+        request.params.get('queue', '')))
+
+
+def view_csrf(request):
+    return _answer(request, token=request.session.get_csrf_token())
+
+
+def view_protected(request):
+    return _answer(request, ok=True)
+
+
+def view_save_then_fail(request):
+    request.session['saved'] = 'before the failure'
+    request.session.save()
+    raise ViewFailed('failed after save()')
+
+
+VIEWS = {
+    'untouched': view_untouched, 'get': view_get, 'set': view_set,
+    'delete': view_delete, 'incr': view_incr, 'fail': view_fail,
+    'veto': view_veto, 'doom': view_doom, 'invalidate': view_invalidate,
+    'cycle': view_cycle, 'clear': view_clear, 'expiry': view_expiry,
+    'flash': view_flash, 'pop_flash': view_pop_flash,
+    'peek_flash': view_peek_flash, 'csrf': view_csrf,
+    'save_then_fail': view_save_then_fail,
+}
+
+
+def make_wsgi_app(settings, tm=True, retry_attempts=0):
+    """The test application over ``settings`` (``sessions.*`` keys).
+
+    ``tm``: include pyramid_tm with an explicit transaction manager (catches
+    any use of a transaction outside the request's). ``retry_attempts``:
+    include pyramid_retry with that many attempts.
+    """
+    settings = {'sessions.secret': TEST_SECRET,
+                'sessions.cookie_secure': 'false', **settings}
+    if tm:
+        settings['tm.manager_hook'] = 'pyramid_tm.explicit_manager'
+    if retry_attempts:
+        settings['retry.attempts'] = str(retry_attempts)
+    with Configurator(settings=settings) as config:
+        if retry_attempts:
+            config.include('pyramid_retry')
+        if tm:
+            config.include('pyramid_tm')
+        config.include('pyramid_contrib_sessions')
+        for name, view in VIEWS.items():
+            config.add_route(name, '/' + name)
+            config.add_view(view, route_name=name)
+        config.add_route('protected', '/protected')
+        config.add_view(view_protected, route_name='protected',
+                        request_method='POST', require_csrf=True)
+        return config.make_wsgi_app()
+
+
+def make_app(settings, tm=True, retry_attempts=0):
+    """A WebTest ``TestApp`` over :func:`make_wsgi_app`."""
+    return TestApp(make_wsgi_app(settings, tm, retry_attempts))
