@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # How often a write is merged with newer versions before it gives up with a
 # SessionConflictError (and pyramid_retry replays the request).
 MAX_MERGES = 5
+DEFAULT_SORT_KEY = '~~pyramid_contrib_sessions'
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,12 @@ class SessionDataManager:
     # the two-phase commit protocol
 
     def sortKey(self):
-        # Last of all: the application's own data (zope.sqlalchemy sorts as
-        # "~sqlalchemy:", ZODB by its storage name) votes first, so a failure
-        # there aborts the transaction before any session change is staged.
-        return '~~pyramid_contrib_sessions'
+        # By default last of all: the application's own data (zope.sqlalchemy
+        # sorts as "~sqlalchemy:", ZODB by its storage name) votes first, so
+        # a failure there aborts the transaction before any session change is
+        # staged. A store that writes through the application's own
+        # connection sets ``sort_key`` to vote before that connection commits.
+        return getattr(self._factory.store, 'sort_key', DEFAULT_SORT_KEY)
 
     def abort(self, txn):
         self._drop_prepared()

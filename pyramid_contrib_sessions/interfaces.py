@@ -63,6 +63,13 @@ class ISessionStore(Interface):
 
     name = Attribute('The backend\'s name, used in error messages.')
 
+    sort_key = Attribute(
+        'Optional. Where the session data manager sorts among the '
+        'transaction\'s data managers (``transaction`` orders every phase by '
+        'it). By default it sorts last, so the application\'s own data votes '
+        'first. A store that stages its changes through the application\'s '
+        'own connection sorts just before that connection\'s data manager.')
+
     def load(key):
         """Return the :class:`SessionRecord` stored under ``key``, or ``None``.
 
