@@ -134,10 +134,12 @@ class SessionDataManager:
             raise
 
     def tpc_finish(self, txn):
-        prepared, plan = self._prepared, self._plan
-        self._prepared, self._plan = [], None
-        for change in prepared:
-            change.commit()
+        plan = self._plan
+        try:
+            while self._prepared:
+                self._prepared.pop(0).commit()
+        finally:
+            self._drop_prepared()  # after a failure: release the others
         if plan is not NOTHING_TO_DO:
             self._became(plan)
 
