@@ -1,0 +1,71 @@
+import os
+
+from setuptools import find_packages, setup
+
+here = os.path.abspath(os.path.dirname(__file__))
+with open(os.path.join(here, 'README.rst'), encoding='utf-8') as f:
+    README = f.read()
+
+requires = [
+    'pyramid>=2.0',
+    'transaction>=3',
+    'zope.interface',
+    'WebOb',
+    # zodb is the default backend, so its runtime comes with the package
+    'ZODB',
+    'BTrees',
+    'persistent',
+    'zodburi',
+    'tqdm',  # clearsessions' progress bar on a terminal
+]
+
+extras = {
+    'sql': ['SQLAlchemy>=2', 'zope.sqlalchemy'],
+    'postgresql': ['psycopg[binary]>=3'],
+    'mysql': ['PyMySQL'],
+    'redis': ['redis>=4'],
+    'memcached': ['pymemcache'],
+    'zeo': ['ZEO'],
+    # RelStorage's own [postgresql] extra builds psycopg2 from source; the
+    # binary wheel provides the same module without a compiler or libpq-dev.
+    'relstorage': ['RelStorage', 'psycopg2-binary'],
+    'encryption': ['cryptography'],
+    'demo': ['pyramid_tm', 'pyramid_retry', 'waitress'],
+}
+extras['testing'] = sorted(
+    {req for reqs in extras.values() for req in reqs}
+    | {'pytest', 'WebTest', 'pyramid_tm', 'pyramid_retry', 'hypothesis',
+       'waitress'})
+
+setup(
+    name='pyramid_contrib_sessions',
+    version='0.1.dev0',
+    description='Server-side sessions for Pyramid that commit with the '
+                'request transaction (pyramid_tm)',
+    long_description=README,
+    long_description_content_type='text/x-rst',
+    classifiers=[
+        'Programming Language :: Python',
+        'Programming Language :: Python :: 3',
+        'Framework :: Pyramid',
+        'Topic :: Internet :: WWW/HTTP :: Session',
+        'Topic :: Internet :: WWW/HTTP :: WSGI',
+    ],
+    keywords='pyramid session transaction pyramid_tm zodb sqlalchemy redis',
+    python_requires='>=3.9',
+    packages=find_packages(exclude=['tests', 'tests.*',
+                                    'benchmarks', 'benchmarks.*']),
+    include_package_data=True,
+    zip_safe=False,
+    install_requires=requires,
+    extras_require=extras,
+    entry_points={
+        'paste.app_factory': [
+            'main = pyramid_contrib_sessions.demo:main',
+        ],
+        'console_scripts': [
+            'clearsessions = '
+            'pyramid_contrib_sessions.scripts.clearsessions:main',
+        ],
+    },
+)
