@@ -55,6 +55,10 @@ class SessionFactory:
         else:
             self.store = backend
             self.codec = ServerSideCodec(backend, options.secrets)
+            if not options.secrets:
+                log.warning('sessions.secret is not set: session cookies '
+                            'carry bare ids, so every made-up id costs a '
+                            'store lookup; set a secret to sign them')
 
     def __call__(self, request):
         """The session of ``request``; Pyramid calls this at most once per
