@@ -27,8 +27,10 @@ from .session import expiry_time
 log = logging.getLogger(__name__)
 
 # How often a write is merged with newer versions before it gives up with a
-# SessionConflictError (and pyramid_retry replays the request).
-MAX_MERGES = 5
+# SessionConflictError (and pyramid_retry replays the request). Each stale
+# version means another writer committed, so a busy session can need many
+# clean merges in a row; the bound only stops a pathological loop.
+MAX_MERGES = 100
 DEFAULT_SORT_KEY = '~~pyramid_contrib_sessions'
 
 

@@ -3,8 +3,9 @@ the committed session back to the response's cookie."""
 import logging
 import time
 
+from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import ISessionFactory
-from webob.cookies import make_cookie
+from webob.cookies import make_cookie, parse_cookie
 from zope.interface import implementer, provider
 
 from .datamanager import SessionDataManager
@@ -48,8 +49,7 @@ class SessionFactory:
     def __init__(self, options):
         self.options = options
         self.serializer = options.serializer
-        backend = options.store_factory.from_settings(
-            options.backend_settings, options)
+        backend = _open_backend(options)
         if ISessionCodec.providedBy(backend):  # client-side: no store
             self.store, self.codec = None, backend
         else:
@@ -64,7 +64,8 @@ class SessionFactory:
         """The session of ``request``; Pyramid calls this at most once per
         request, on first use of ``request.session``."""
         in_transaction = request.environ.get('tm.active', False)
-        manager = self.open(request.cookies.get(self.options.cookie_name),
+        manager = self.open(read_cookie(request.environ,
+                                        self.options.cookie_name),
                             request.tm if in_transaction else None)
 
         def finish(request, response):
@@ -150,8 +151,36 @@ class SessionFactory:
             self.store.close()
 
 
+def _open_backend(options):
+    """The backend's store (or codec). Backends name their keys
+    ``sessions.<namespace>.<key>`` in errors; an application that reads
+    its settings under another prefix sees its own key names instead."""
+    try:
+        return options.store_factory.from_settings(
+            options.backend_settings, options)
+    except ConfigurationError as error:
+        if options.prefix == 'sessions.':
+            raise
+        raise ConfigurationError(str(error).replace(
+            'sessions.', options.prefix)) from error
+
+
 def vary_with_cookie(vary):
     """A ``Vary`` value that includes ``Cookie``: the response depends on
     the session."""
     vary = tuple(vary or ())
     return vary if 'Cookie' in vary else vary + ('Cookie',)
+
+
+def read_cookie(environ, name):
+    """The value of cookie ``name`` in the request, ``None`` when absent or
+    not ASCII. Only our cookie is decoded: another application's cookie with
+    odd bytes on the same domain must not fail the request."""
+    wanted = name.encode('ascii')
+    for key, value in parse_cookie(environ.get('HTTP_COOKIE', '')):
+        if key == wanted:
+            try:
+                return value.decode('ascii')
+            except UnicodeDecodeError:
+                return None
+    return None

@@ -59,16 +59,24 @@ class IPreparedChange(Interface):
 
 class ISessionStore(Interface):
     """Where server-side sessions live. Must be safe to share between
-    threads; one instance serves the whole process."""
+    threads; one instance serves the whole process.
+
+    Two optional attributes:
+
+    ``sort_key``
+        Where the session data manager sorts among the transaction's data
+        managers (``transaction`` orders every phase by it). By default it
+        sorts last, so the application's own data votes first. A store that
+        stages its changes through the application's own connection sorts
+        just before that connection's data manager.
+
+    ``expires_natively``
+        True for a store whose server drops expired records by itself (a
+        cache with TTLs): ``clearsessions`` then has nothing to do.
+    """
 
     name = Attribute('The backend\'s name, used in error messages.')
 
-    sort_key = Attribute(
-        'Optional. Where the session data manager sorts among the '
-        'transaction\'s data managers (``transaction`` orders every phase by '
-        'it). By default it sorts last, so the application\'s own data votes '
-        'first. A store that stages its changes through the application\'s '
-        'own connection sorts just before that connection\'s data manager.')
 
     def load(key):
         """Return the :class:`SessionRecord` stored under ``key``, or ``None``.

@@ -1,7 +1,5 @@
 """Sessions for any WSGI application, without Pyramid's request."""
-from webob import Request
-
-from .factory import SessionFactory, vary_with_cookie
+from .factory import SessionFactory, read_cookie, vary_with_cookie
 from .settings import parse_settings
 
 ENVIRON_KEY = 'pyramid_contrib_sessions.session'
@@ -21,8 +19,8 @@ class SessionMiddleware:
         self.factory = SessionFactory(parse_settings(settings, prefix))
 
     def __call__(self, environ, start_response):
-        cookie_name = self.factory.options.cookie_name
-        manager = self.factory.open(Request(environ).cookies.get(cookie_name))
+        manager = self.factory.open(
+            read_cookie(environ, self.factory.options.cookie_name))
         environ[ENVIRON_KEY] = manager.session
 
         def start_with_session(status, headers, exc_info=None):

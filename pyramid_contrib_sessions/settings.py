@@ -57,6 +57,7 @@ class SessionOptions:
     serializer: Any
     store_factory: Any
     backend_settings: Mapping[str, str]
+    prefix: str = 'sessions.'
 
 
 class SettingsReader:
@@ -65,6 +66,15 @@ class SettingsReader:
     def __init__(self, settings, prefix):
         self.settings = settings
         self.prefix = prefix
+
+    @classmethod
+    def for_backend(cls, backend_settings, namespace):
+        """A reader of the keys a backend's ``from_settings`` receives (the
+        ``sessions.<namespace>.`` prefix removed) whose errors name the full
+        key."""
+        prefix = f'sessions.{namespace}.'
+        return cls({prefix + name: value
+                    for name, value in backend_settings.items()}, prefix)
 
     def fail(self, name, problem):
         raise ConfigurationError(f'{self.prefix}{name}: {problem}')
@@ -133,6 +143,7 @@ def parse_settings(settings, prefix='sessions.'):
         serializer=_serializer(read),
         store_factory=store_factory,
         backend_settings=_namespace_settings(settings, prefix, namespace),
+        prefix=prefix,
     )
     _check_consistency(read, options)
     return options

@@ -101,7 +101,7 @@ class CookieStore:
     @classmethod
     def from_settings(cls, settings, options):
         reject_unknown_backend_keys(settings, 'cookie', {'encrypt'})
-        encrypt = SettingsReader(settings, 'sessions.cookie.').boolean(
+        encrypt = SettingsReader.for_backend(settings, 'cookie').boolean(
             'encrypt', False)
         return cls(options.secrets, options.cookie_name, encrypt=encrypt)
 

@@ -70,7 +70,8 @@ class FileStore:
 
     def __init__(self, path):
         self.path = os.path.abspath(path)
-        os.makedirs(os.path.join(self.path, LOCK_DIR), exist_ok=True)
+        os.makedirs(os.path.join(self.path, LOCK_DIR), mode=0o700,
+                    exist_ok=True)
         for stripe in range(256):
             lock = os.path.join(self.path, LOCK_DIR, f'{stripe:02x}')
             os.close(os.open(lock, os.O_CREAT | os.O_RDWR, 0o600))
@@ -162,7 +163,10 @@ class FileStore:
         temp_path = os.path.join(
             self.path, f'{TEMP_PREFIX}{secrets.token_hex(8)}')
         try:
-            with open(temp_path, 'xb') as stream:
+            # 0600: other local users must not read the sessions
+            fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                         0o600)
+            with open(fd, 'wb') as stream:
                 stream.write(record_to_bytes(record))
                 stream.flush()
                 os.fsync(stream.fileno())
