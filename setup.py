@@ -23,8 +23,8 @@ extras = {
     'sql': ['SQLAlchemy>=2', 'zope.sqlalchemy'],
     'postgresql': ['psycopg[binary]>=3'],
     'mysql': ['PyMySQL'],
-    'redis': ['redis>=4'],
-    'memcached': ['pymemcache'],
+    'redis': ['redis>=4.6'],
+    'memcached': ['pymemcache>=4.0'],
     'zeo': ['ZEO'],
     # RelStorage's own [postgresql] extra builds psycopg2 from source; the
     # binary wheel provides the same module without a compiler or libpq-dev.
@@ -35,7 +35,7 @@ extras = {
 extras['testing'] = sorted(
     {req for reqs in extras.values() for req in reqs}
     | {'pytest', 'WebTest', 'pyramid_tm', 'pyramid_retry', 'hypothesis',
-       'waitress'})
+       'waitress', 'playwright>=1.40'})
 
 setup(
     name='pyramid_contrib_sessions',

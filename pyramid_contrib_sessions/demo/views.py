@@ -153,7 +153,7 @@ def cart_section(request, cart, token):
     options = ''.join(f'<option>{escape(product)}</option>'
                       for product in PRODUCTS)
     return (
-        f'<ul>{rows or "<li>The cart is empty.</li>"}</ul>'
+        f'<ul id="cart">{rows or "<li>The cart is empty.</li>"}</ul>'
         '<form id="cart-add" method="post" '
         f'action="{url(request, "cart_add")}">'
         f'{csrf_field(token)}'
