@@ -1,0 +1,306 @@
+"""The ``zodb`` backend, the default: sessions in a ZODB database opened
+from ``sessions.zodb.uri`` (a zodburi URI: ``file://``, ``memory://``,
+``zeo://``, RelStorage's ``postgres://``, ``zconfig://``). Its query string
+tunes the database as zodburi documents: ``connection_pool_size`` (default
+7) should be at least the number of request threads. The other setting,
+``sessions.zodb.cleanup_grace``, is below (``DEFAULT_CLEANUP_GRACE``).
+
+Keep sessions in a database of their own, not in the application's: a
+session write is a ZODB transaction, so sessions multiply the write volume
+and the history that packing must wade through, and the application's
+database would then be packed as often as sessions need (their old
+revisions are worthless). With its own file, storage or PostgreSQL database
+the sessions database is packed on its own schedule (``clearsessions
+--pack``), and a RelStorage one can be history-free (``keep_history=false``).
+It must not be the same storage as the application's: two databases cannot
+open one FileStorage file (the second gets a ``ConfigurationError``), and
+over ZEO or RelStorage a request that writes both would wait for ever (or
+RelStorage's lock timeout) for the commit lock the application's own
+connection holds until the request's commit ends. On one ZEO server, serve
+the sessions as a storage of their own (``zeo://host:port?storage=sessions``).
+
+How a write commits. The session data manager votes last in the request's
+transaction, after the application's ZODB connections have stored and voted
+their objects, so a session cannot be written through a connection joined
+to the request's transaction: it would have missed that connection's
+commit. Each ``prepare_*`` therefore runs a short transaction of its own,
+on a pooled connection with a private transaction manager: it reads the
+record, checks the version (``StaleRecordError`` lets the data manager
+merge per key), writes, and commits. The prepared change's ``commit()`` has
+nothing left to do and cannot fail; ``abort()`` undoes the write, if no
+other request changed the session since. Only a data manager voting after
+ours, or a crash, can still abort the request's transaction at that point,
+and nothing sorts after this one. A truly two-phase write (driving the
+private connection's ``tpc_begin``/``commit``/``tpc_vote`` at the request's
+vote and its ``tpc_finish`` at the request's finish) was rejected: it holds
+the storage's commit lock across the other data managers' finish, and a
+request that makes two changes (``cycle_key()`` deletes the old id and
+writes the new one) would wait for a FileStorage commit lock it holds itself.
+
+Conflicts stay inside the store. A ZODB ``ConflictError`` runs the whole
+short transaction again on fresh state, a bounded number of times: a
+conflict on the session's own record means another request wrote it, and
+the re-run sees the new version and raises ``StaleRecordError``; a conflict
+on shared structures (a BTree bucket split, a new expiry slot) just goes
+through on the re-run. An expiry refresh never bumps the version, so it is
+simply applied again. Writes to different sessions never reach the
+application as conflicts.
+
+The layout, the expiry index the cleaner walks in O(expired) and the reason
+no ``_p_resolveConflict`` is needed (a ZEO server needs nothing of this
+package) are in :mod:`pyramid_contrib_sessions.backends.zodb_model`.
+"""
+import contextlib
+import logging
+import os
+import random
+import re
+import threading
+import time
+
+import transaction
+import ZODB
+import zodburi
+from ZODB.POSException import ConflictError
+from zope.interface import implementer, provider
+
+from ..exceptions import SessionConflictError, StaleRecordError, StoreError
+from ..interfaces import ISessionStore, ISessionStoreFactory
+from ..settings import SettingsReader, reject_unknown_backend_keys
+from . import AppliedChange
+from .zodb_model import SessionTree
+
+log = logging.getLogger(__name__)
+
+ROOT_KEY = 'pyramid_contrib_sessions'
+SETTINGS = {'uri', 'cleanup_grace'}
+# How often one short transaction is run again after a ConflictError before
+# the request gets a SessionConflictError (pyramid_retry replays it). From
+# the second attempt on it first waits a random time up to FIRST_BACKOFF
+# seconds, doubled each attempt, so the writers that met do not meet again;
+# the first runs again at once, as it usually only learns it is stale.
+CONFLICT_ATTEMPTS = 10
+FIRST_BACKOFF = 0.001
+# Locks that make the writers of one session in one process take turns
+# (see ZODBStore._change_session); sessions share a lock when their keys
+# fall on the same stripe.
+LOCK_STRIPES = 64
+# Seconds a session stays after it expired before the cleaner deletes it:
+# a request that loaded it just before it expired, or that runs on a host
+# whose clock is a little behind the cleaner's, can still write it instead
+# of failing with a SessionConflictError. Far longer than a request, far
+# shorter than any useful session lifetime.
+DEFAULT_CLEANUP_GRACE = 10
+
+
+def _root(connection):
+    return connection.root()
+
+
+def _tree(connection):
+    return connection.root()[ROOT_KEY]
+
+
+def _create_tree(root):
+    if ROOT_KEY not in root:  # a present tree is not written (read-only)
+        root[ROOT_KEY] = SessionTree()
+
+
+@implementer(ISessionStore)
+@provider(ISessionStoreFactory)
+class ZODBStore:
+    """Sessions in the ZODB database ``db`` (see the module), under
+    ``root['pyramid_contrib_sessions']``, which is created if missing.
+
+    ``db`` may be any open ``ZODB.DB``: from ``sessions.zodb.uri``
+    (:meth:`from_settings`), or one the application opened itself, as long
+    as the application does not write to the same storage in its requests
+    (see the module). ``where`` names it in error messages; it must not
+    carry a password. Thread-safe: every operation opens a pooled
+    connection of its own. The store closes ``db`` in :meth:`close`.
+    """
+
+    name = 'zodb'
+    settings_namespace = 'zodb'
+
+    def __init__(self, db, cleanup_grace=DEFAULT_CLEANUP_GRACE, where=None):
+        self.db = db
+        self.cleanup_grace = cleanup_grace
+        self._where = where or db.storage.getName()
+        self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        self._change(_create_tree, on=_root)
+
+    @classmethod
+    def from_settings(cls, settings, options):
+        """``sessions.zodb.uri`` (required) and ``sessions.zodb.
+        cleanup_grace`` (seconds, default 10)."""
+        reject_unknown_backend_keys(settings, 'zodb', SETTINGS)
+        prefix = 'sessions.zodb.'  # from_settings gets the keys without it
+        read = SettingsReader({prefix + name: value
+                               for name, value in settings.items()}, prefix)
+        grace = read.seconds('cleanup_grace', DEFAULT_CLEANUP_GRACE,
+                             minimum=0)
+        uri = read.text('uri')
+        if uri is None:
+            read.fail('uri', 'required for the zodb backend (the default '
+                             'backend); e.g. file://%(here)s/var/sessions.fs'
+                             ', zeo://host:8100 or postgres://user:password'
+                             '@host/sessions?keep_history=false')
+        where = _redact(uri)
+        db = _open_database(read, uri, where)
+        try:
+            return cls(db, grace, where)
+        except StoreError as error:
+            db.close()
+            read.fail('uri', f'cannot set up the sessions database: {error}')
+
+    # reading
+
+    def load(self, key):
+        return self._read(lambda tree: tree.load(key))
+
+    def count_expired(self, now):
+        cutoff = now - self.cleanup_grace
+        return self._read(lambda tree: tree.expired_count(cutoff))
+
+    # staging changes: each is committed at once and undone on abort
+
+    def prepare_write(self, key, record, expected_version):
+        def write(tree):
+            if tree.version(key) != expected_version:
+                raise StaleRecordError(tree.load(key))
+            return tree.write(key, record)
+
+        previous = self._change_session(key, write)
+        return AppliedChange(lambda: self._change_session(
+            key, lambda tree: tree.undo_write(key, record, previous)))
+
+    def prepare_touch(self, key, accessed, expires):
+        previous = self._change_session(
+            key, lambda tree: tree.touch(key, accessed, expires))
+        if previous is None:
+            return AppliedChange()  # gone, or a later access is stored already
+        return AppliedChange(lambda: self._change_session(
+            key, lambda tree: tree.undo_touch(key, (accessed, expires),
+                                              previous)))
+
+    def prepare_delete(self, key):
+        previous = self._change_session(key, lambda tree: tree.delete(key))
+        if previous is None:
+            return AppliedChange()
+        return AppliedChange(lambda: self._change_session(
+            key, lambda tree: tree.undo_delete(key, previous)))
+
+    # clearing
+
+    def delete_expired(self, now, limit):
+        """See the interface; sessions expired less than ``cleanup_grace``
+        seconds before ``now`` are left for a later run."""
+        if limit < 1:
+            return 0
+        cutoff = now - self.cleanup_grace
+        return self._change(lambda tree: tree.delete_expired(cutoff, limit))
+
+    def pack(self):
+        """Drop old revisions and deleted sessions from the storage
+        (``clearsessions --pack``); safe while the application runs."""
+        try:
+            self.db.pack()
+        except Exception as error:
+            raise self._failed('pack', error) from error
+
+    def close(self):
+        self.db.close()
+
+    # transactions of our own
+
+    def _change_session(self, key, work):
+        """:meth:`_change` for one session. The writers of one session in
+        this process take turns: each then reads the version the previous
+        one committed and is told at once that it is stale, instead of all
+        reading the same version and all but one wasting a commit on a
+        conflict (which, under load, starves the losers)."""
+        with self._stripes[int(key[:4], 16) % LOCK_STRIPES]:
+            return self._change(work)
+
+    def _change(self, work, on=_tree):
+        """Run ``work(on(connection))`` in a transaction of its own and
+        commit it; on a conflict, run it again on fresh state (see the
+        module)."""
+        for attempt in range(CONFLICT_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, FIRST_BACKOFF * 2 ** attempt))
+            try:
+                return self._attempt(work, on, commit=True)
+            except ConflictError as conflict:
+                log.debug('zodb backend: %s; running the session change '
+                          'again', conflict)
+        raise SessionConflictError(
+            f'zodb backend: a session change met a conflict '
+            f'{CONFLICT_ATTEMPTS} times in a row in {self._where}')
+
+    def _read(self, work):
+        return self._attempt(work, _tree, commit=False)
+
+    def _attempt(self, work, on, commit):
+        manager = transaction.TransactionManager(explicit=True)
+        try:
+            connection = self.db.open(transaction_manager=manager)
+        except Exception as error:
+            raise self._failed('open a connection', error) from error
+        try:
+            # Begin after the open: beginning is what brings a pooled
+            # connection up to date, and it reaches only the connections
+            # already registered with the manager.
+            manager.begin().note('pyramid_contrib_sessions')
+            result = work(on(connection))
+            if commit:
+                manager.commit()
+            else:
+                manager.abort()
+            return result
+        except (ConflictError, StaleRecordError):
+            manager.abort()
+            raise
+        except Exception as error:
+            with contextlib.suppress(Exception):  # it may not have begun
+                manager.abort()
+            raise self._failed('read or write a session', error) from error
+        finally:
+            connection.close()
+
+    def _failed(self, action, error):
+        return StoreError(f'zodb backend: cannot {action} in {self._where}: '
+                          f'{type(error).__name__}: {error}')
+
+
+def _open_database(read, uri, where):
+    """The ``ZODB.DB`` that ``uri`` describes, or a ConfigurationError
+    naming ``sessions.zodb.uri``."""
+    try:
+        storage_factory, db_options = zodburi.resolve_uri(uri)
+    except Exception as error:  # KeyError, ValueError from the resolvers
+        read.fail('uri', f'{where} is not a usable zodburi URI (file://, '
+                         f'memory://, zeo://, zconfig://, or postgres:// '
+                         f'with the relstorage extra): {error}')
+    _make_parent_directory(uri)
+    try:
+        return ZODB.DB(storage_factory(), **db_options)
+    except Exception as error:
+        read.fail('uri', f'cannot open the sessions database {where}: '
+                         f'{type(error).__name__}: {error}')
+
+
+def _make_parent_directory(uri):
+    """A FileStorage under a directory that does not exist yet (``var/`` in
+    a fresh checkout) gets the directory."""
+    if uri.startswith('file://'):
+        path = uri[len('file://'):].split('?', 1)[0]
+        with contextlib.suppress(OSError):  # opening will say what is wrong
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+def _redact(uri):
+    """``uri`` without the password it may carry."""
+    uri = re.sub(r'(://[^/@:]*:)[^/@]*@', r'\1***@', uri)
+    return re.sub(r'(password=)[^&]*', r'\1***', uri)

@@ -1,0 +1,166 @@
+"""Scale-out with real processes: two application processes (waitress, each
+serving the test application on a loopback port of its own) share their
+sessions through one database, a ZEO server or RelStorage on PostgreSQL
+(history-free, in a throwaway database). A browser's session is created
+through one process, then read and changed through the other, and both
+processes change one session at the same time without losing a change.
+"""
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import require_server
+from functional_support import parse_set_cookie
+
+from pyramid_contrib_sessions.backends.zodb import ZODBStore
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+COOKIE_NAME = 'sessionid'
+RETRY_ATTEMPTS = 20
+ROUNDS = 15
+SERVE_APP = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import waitress
+from app import make_wsgi_app
+wsgi_app = make_wsgi_app(json.loads(sys.argv[2]),
+                         retry_attempts=int(sys.argv[3]))
+server = waitress.create_server(wsgi_app, host='127.0.0.1', port=0,
+                                threads=4)
+print(server.effective_port, flush=True)
+server.run()
+"""
+
+
+class AppProcess:
+    """The test application served by waitress in a process of its own."""
+
+    def __init__(self, settings):
+        self._process = subprocess.Popen(
+            [sys.executable, '-c', SERVE_APP, TESTS, json.dumps(settings),
+             str(RETRY_ATTEMPTS)], stdout=subprocess.PIPE)
+        port = self._process.stdout.readline().strip()
+        if not port:
+            self.stop()
+            raise RuntimeError('the application process did not start')
+        self.url = f'http://127.0.0.1:{int(port)}'
+
+    def stop(self):
+        if self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=30)
+
+
+class Browser:
+    """Keeps the session cookie, whichever process set it, as a browser
+    keeps a cookie across the servers behind one host name."""
+
+    def __init__(self):
+        self.cookie = None
+        self._lock = threading.Lock()
+
+    def get(self, app, path, **params):
+        request = urllib.request.Request(
+            f'{app.url}{path}?{urllib.parse.urlencode(params)}')
+        with self._lock:
+            if self.cookie:
+                request.add_header('Cookie', f'{COOKIE_NAME}={self.cookie}')
+        with urllib.request.urlopen(request, timeout=60) as response:
+            for header in response.headers.get_all('Set-Cookie') or ():
+                self._keep(parse_set_cookie(header))
+            return json.loads(response.read())
+
+    def _keep(self, cookie):
+        if cookie.name == COOKIE_NAME:
+            with self._lock:
+                self.cookie = None if cookie.deletes else cookie.value
+
+
+@pytest.fixture
+def backend_relstorage():
+    """A throwaway history-free RelStorage database on the machine's
+    PostgreSQL, dropped afterwards."""
+    psycopg2 = pytest.importorskip('psycopg2')
+    try:
+        admin = psycopg2.connect(host='127.0.0.1', port=5432,
+                                 user='postgres', dbname='postgres',
+                                 connect_timeout=3)
+    except psycopg2.OperationalError:
+        admin = None
+    require_server('PostgreSQL at 127.0.0.1:5432 (user postgres)',
+                   admin is not None,
+                   'pg_ctlcluster --skip-systemctl-redirect '
+                   '$(ls /etc/postgresql) main start')
+    admin.autocommit = True
+    name = f'pcs_zodb_{secrets.token_hex(6)}'
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE {name}')
+    try:
+        yield {'sessions.backend': 'zodb',
+               'sessions.zodb.uri': f'postgres://postgres@127.0.0.1:5432/'
+                                    f'{name}?keep_history=false'}
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE {name} WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=['zeo', 'relstorage'])
+def two_processes(request):
+    """Two application processes over one shared sessions database."""
+    settings = request.getfixturevalue('backend_' + request.param)
+    # create the storage's schema and the sessions tree once, before two
+    # processes race to do it
+    ZODBStore.from_settings({'uri': settings['sessions.zodb.uri']},
+                            None).close()
+    settings = {**settings, 'sessions.cookie_secure': 'false'}
+    first = AppProcess(settings)
+    try:
+        second = AppProcess(settings)
+    except BaseException:
+        first.stop()
+        raise
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def test_a_session_created_through_one_process_lives_in_the_other(
+        two_processes):
+    first, second = two_processes
+    browser = Browser()
+    assert browser.get(first, '/incr')['data'] == {'n': 1}
+    answer = browser.get(second, '/get')
+    assert (answer['value'], answer['new']) == (1, False)
+    assert browser.get(second, '/incr')['data'] == {'n': 2}
+    assert browser.get(first, '/get')['value'] == 2
+    browser.get(first, '/cycle')  # a log in: new id, same data
+    assert browser.get(second, '/get')['data'] == {'n': 2}
+    browser.get(second, '/invalidate')
+    assert browser.get(first, '/get')['data'] == {}
+
+
+def test_both_processes_change_one_session_at_once(two_processes):
+    first, second = two_processes
+    browser = Browser()
+    browser.get(first, '/set', key='started', value='true')
+
+    def increment(app, key):
+        for _ in range(ROUNDS):
+            browser.get(app, '/incr', key=key)
+
+    jobs = ((first, 'a'), (second, 'b'), (first, 'shared'),
+            (second, 'shared'))
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        for done in [pool.submit(increment, *job) for job in jobs]:
+            done.result()
+    assert browser.get(second, '/get')['data'] == {
+        'started': True, 'a': ROUNDS, 'b': ROUNDS, 'shared': 2 * ROUNDS}
