@@ -1,0 +1,598 @@
+"""The ``sql`` backend: sessions in one SQL table, through SQLAlchemy 2 Core.
+
+Supported databases: SQLite (the embedded default: WAL mode and a busy
+timeout), PostgreSQL (psycopg 3) and MariaDB/MySQL (PyMySQL). The table and
+the ``CREATE TABLE`` statements a DBA can run by hand are in ``docs/sql.rst``.
+
+Settings: ``sessions.sql.url`` (required), ``sessions.sql.table`` (default
+``sessions``), ``sessions.sql.dbsession`` (shared mode, below); every other
+``sessions.sql.*`` key goes to :func:`sqlalchemy.engine_from_config`, so
+``sessions.sql.pool_size``, ``sessions.sql.echo``, ... mean what the
+``sqlalchemy.*`` keys mean. Defaults that differ from SQLAlchemy's:
+``pool_pre_ping = true`` (recover by itself when the database restarts),
+``hide_parameters = true`` (session data stays out of logs and errors) and,
+on MariaDB/MySQL, ``isolation_level = READ COMMITTED`` (no gap locks).
+
+Writes. At the transaction's vote the store opens one database transaction
+per thread for everything that vote stages (on SQLite with ``BEGIN
+IMMEDIATE``, the file's write lock). A new session is one insert that does
+nothing when the key exists (``ON CONFLICT DO NOTHING`` / ``INSERT IGNORE``,
+so a concurrent insert of the same key is a stale record, never an
+``IntegrityError``); a changed one locks its row (``SELECT ... FOR UPDATE``),
+checks the version and is one ``UPDATE ... WHERE version = :expected``. A
+refresh of the expiry is an ``UPDATE`` of ``accessed`` and ``expires`` only.
+The database transaction stays open until the transaction's finish commits
+it or an abort rolls it back.
+
+Order. On PostgreSQL and MariaDB the session vote runs just before
+zope.sqlalchemy's (which commits the application's own data in its vote):
+a session conflict then aborts the application's data before it is
+committed, and a failing commit of that data rolls the staged session write
+back. On SQLite the session votes last, after the application's own
+connection has committed and released the file's write lock.
+
+Shared mode. With ``sessions.sql.dbsession`` naming a ``scoped_session`` or a
+function that returns the request's SQLAlchemy ``Session`` (registered with
+zope.sqlalchemy), session rows are written through that session, inside the
+application's own database transaction, and committed or rolled back with the
+application's data by zope.sqlalchemy. When the application wrote nothing in
+that transaction, the store writes through its own connection instead.
+Reads and ``clearsessions`` always use the store's own engine, so
+``sessions.sql.url`` must name the same database.
+"""
+import contextlib
+import re
+import threading
+
+import sqlalchemy as sa
+from pyramid.exceptions import ConfigurationError
+from pyramid.path import DottedNameResolver
+from sqlalchemy import event
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import sessionmaker
+from zope.interface import implementer, provider
+
+from ..datamanager import DEFAULT_SORT_KEY
+from ..exceptions import SessionConflictError, StaleRecordError, StoreError
+from ..interfaces import IPreparedChange, ISessionStore, ISessionStoreFactory
+from ..record import SessionRecord
+from ..settings import SettingsReader
+
+DEFAULT_TABLE = 'sessions'
+OWN_KEYS = frozenset({'table', 'dbsession'})  # the rest configures the engine
+# Room for the index name "ix_<table>_expires" within PostgreSQL's 63 and
+# MariaDB's 64 characters.
+TABLE_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,47}\Z')
+MYSQL_DIALECTS = ('mysql', 'mariadb')
+DIALECTS = ('sqlite', 'postgresql') + MYSQL_DIALECTS
+DRIVER_EXTRAS = {'postgresql': 'sql,postgresql', 'mysql': 'sql,mysql',
+                 'mariadb': 'sql,mysql', 'sqlite': 'sql'}
+SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_BEGIN = 'pyramid_contrib_sessions.sqlite_begin'  # execution option
+# zope.sqlalchemy's data manager sorts as "~sqlalchemy:<id>" and commits in
+# its vote; a prefix of that sorts just before it.
+BEFORE_ZOPE_SQLALCHEMY = '~sqlalchemy'
+MYSQL_DEADLOCK = 1213
+SQLSTATE_TRANSACTION_ROLLBACK = '40'  # PostgreSQL: deadlock, serialization
+
+KEY_TYPE = sa.CHAR(64).with_variant(
+    mysql.CHAR(64, charset='ascii', collation='ascii_bin'), *MYSQL_DIALECTS)
+DATA_TYPE = sa.LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL_DIALECTS)
+
+
+def session_table(name=DEFAULT_TABLE, metadata=None):
+    """The table the sql backend keeps sessions in; ``docs/sql.rst`` shows
+    the DDL it makes on each database."""
+    table = sa.Table(
+        name, sa.MetaData() if metadata is None else metadata,
+        sa.Column('store_key', KEY_TYPE, primary_key=True),
+        sa.Column('data', DATA_TYPE, nullable=False),
+        sa.Column('version', sa.Integer, nullable=False),
+        sa.Column('created', sa.Double, nullable=False),
+        sa.Column('accessed', sa.Double, nullable=False),
+        sa.Column('expires', sa.Double, nullable=False),
+        sa.Column('max_age', sa.Integer, nullable=True),
+        mysql_engine='InnoDB',
+    )
+    sa.Index(f'ix_{name}_expires', table.c.expires)
+    return table
+
+
+# the engine
+
+def engine_from_settings(settings):
+    """The engine ``settings`` (``sessions.sql.*`` keys without the prefix,
+    and without the store's own keys) describe; ``ConfigurationError``
+    naming the key for what is missing or wrong."""
+    url = _parse_url(settings.get('url'))
+    backend = url.get_backend_name()
+    read = _reader(settings)
+    defaults = {'pool_pre_ping': read.boolean('pool_pre_ping', True),
+                'hide_parameters': read.boolean('hide_parameters', True)}
+    if backend in MYSQL_DIALECTS and 'isolation_level' not in settings:
+        defaults['isolation_level'] = 'READ COMMITTED'
+    try:
+        return sa.engine_from_config(settings, prefix='', **defaults)
+    except NoSuchModuleError as error:
+        raise ConfigurationError(
+            f'sessions.sql.url: no SQLAlchemy dialect for '
+            f'{url.drivername!r}: {error}') from error
+    except ImportError as error:
+        raise ConfigurationError(
+            f'sessions.sql.url: the database driver for {url.drivername} is '
+            f'not installed ({error}); install '
+            f'pyramid_contrib_sessions[{DRIVER_EXTRAS[backend]}]') from error
+    except TypeError as error:
+        raise ConfigurationError(_unknown_engine_keys(error)) from error
+    except (ValueError, SQLAlchemyError) as error:
+        raise ConfigurationError(
+            f'sessions.sql.*: cannot configure the engine: {error}') from error
+
+
+def _reader(settings):
+    """A reader of the backend's own keys whose errors name the full key."""
+    prefix = 'sessions.sql.'
+    return SettingsReader(
+        {prefix + key: value for key, value in settings.items()}, prefix)
+
+
+def _parse_url(text):
+    if not text or not str(text).strip():
+        raise ConfigurationError(
+            'sessions.sql.url: required for the sql backend, a SQLAlchemy '
+            'URL such as sqlite:///%(here)s/var/sessions.sqlite, '
+            'postgresql+psycopg://user:password@host/dbname or '
+            'mysql+pymysql://user:password@host/dbname')
+    try:
+        url = sa.engine.make_url(str(text).strip())
+    except (sa.exc.ArgumentError, ValueError) as error:
+        # the message does not repeat the text, which may hold a password
+        raise ConfigurationError(
+            'sessions.sql.url: not a SQLAlchemy URL '
+            '(dialect+driver://user:password@host/dbname)') from error
+    backend = url.get_backend_name()
+    if backend not in DIALECTS:
+        raise ConfigurationError(
+            f'sessions.sql.url: the sql backend supports '
+            f'{", ".join(DIALECTS)}, not {backend!r}')
+    if backend == 'sqlite' and url.database in (None, '', ':memory:'):
+        raise ConfigurationError(
+            'sessions.sql.url: an in-memory SQLite database lives and dies '
+            'with one connection; name a file: sqlite:///path/sessions.sqlite')
+    return url
+
+
+def _unknown_engine_keys(error):
+    names = re.findall(r"'(\w+)'", str(error).split(' sent to ')[0])
+    if not names:
+        return f'sessions.sql.*: cannot configure the engine: {error}'
+    keys = ', '.join(f'sessions.sql.{name}' for name in names)
+    return (f'{keys}: not an option of SQLAlchemy\'s create_engine() for '
+            f'this database (see the SQLAlchemy engine documentation)')
+
+
+def _on_sqlite_connect(dbapi_connection, connection_record):
+    # sqlite3's own transaction handling never locks for a SELECT; we send
+    # BEGIN ourselves (see _on_sqlite_begin)
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute('PRAGMA journal_mode=WAL')  # readers never wait
+        cursor.execute(f'PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}')
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(connection):
+    # writes take the file's write lock at BEGIN, so the version they check
+    # cannot change before they write; reads begin without locking
+    mode = connection.get_execution_options().get(SQLITE_BEGIN, 'DEFERRED')
+    connection.exec_driver_sql(f'BEGIN {mode}')
+
+
+def _configure_sqlite(engine):
+    event.listen(engine, 'connect', _on_sqlite_connect)
+    event.listen(engine, 'begin', _on_sqlite_begin)
+
+
+# shared mode
+
+def _resolve_dbsession(read):
+    value = read.settings.get('sessions.sql.dbsession')
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        dbsession = DottedNameResolver().maybe_resolve(
+            value.strip() if isinstance(value, str) else value)
+    except ImportError as error:
+        read.fail('dbsession', f'cannot import {value!r}: {error}')
+    if isinstance(dbsession, sessionmaker):
+        read.fail('dbsession', f'{value!r} is a sessionmaker, which makes a '
+                               f'new session on each call; name a '
+                               f'scoped_session or a function returning the '
+                               f'current request\'s session')
+    if not callable(dbsession):
+        read.fail('dbsession', f'{value!r} is neither a scoped_session nor '
+                               f'a function returning a SQLAlchemy session')
+    try:
+        import zope.sqlalchemy  # noqa: F401
+    except ImportError as error:
+        read.fail('dbsession', f'shared mode needs zope.sqlalchemy ({error});'
+                               f' install pyramid_contrib_sessions[sql]')
+    return dbsession
+
+
+def _commits_in_this_transaction(session):
+    """Whether zope.sqlalchemy will commit ``session`` when the current
+    transaction commits. Before any vote its data manager closes a session
+    that was not marked changed, so statements sent through that session now
+    would be lost. zope.sqlalchemy keeps this state in a private mapping and
+    offers no public way to read it."""
+    from zope.sqlalchemy.datamanager import _SESSION_STATE, STATUS_CHANGED
+    return _SESSION_STATE.get(session) == STATUS_CHANGED
+
+
+# staged changes
+
+@implementer(IPreparedChange)
+class _PreparedChange:
+    """One change a vote staged in a :class:`_Staging` transaction."""
+
+    def __init__(self, staging):
+        self._staging = staging
+        self._settled = False
+
+    def commit(self):
+        if not self._settled:
+            self._settled = True
+            self._staging.commit_one()
+
+    def abort(self):
+        if not self._settled:
+            self._settled = True
+            self._staging.abort()
+
+
+class _Staging:
+    """The database transaction that holds every change one thread stages
+    during one vote (a cycled key's delete and insert, say): one connection,
+    so SQLite's single write lock is taken once, and the changes commit
+    together. It commits when the last of its changes is committed and rolls
+    back when any is aborted. ``owned`` is False in shared mode: the
+    application's zope.sqlalchemy session commits or rolls it back."""
+
+    def __init__(self, store, connection, owned):
+        self._store = store
+        self.connection = connection
+        self._owned = owned
+        self._unsettled = 0
+        self._open = True
+
+    def stage(self):
+        self._unsettled += 1
+        return _PreparedChange(self)
+
+    def commit_one(self):
+        self._unsettled -= 1
+        if self._unsettled == 0 and self._open:
+            self._end(commit=True)
+
+    def abort(self):
+        if self._open:
+            self._end(commit=False)
+
+    def discard_if_unused(self):
+        """A prepare failed before this transaction staged anything."""
+        if self._unsettled == 0 and self._open:
+            self._end(commit=False)
+
+    def _end(self, commit):
+        self._open = False
+        self._store._forget(self)
+        if not self._owned:
+            return
+        try:
+            if commit:
+                self._commit()
+            else:
+                # a broken connection has rolled back by itself
+                with contextlib.suppress(SQLAlchemyError):
+                    self.connection.rollback()
+        finally:
+            with contextlib.suppress(SQLAlchemyError):
+                self.connection.close()
+
+    def _commit(self):
+        try:
+            with self._store._failures('commit a session change'):
+                self.connection.commit()
+        except Exception:
+            # A failed COMMIT can leave the database transaction open (SQLite
+            # does): such a connection must never go back to the pool.
+            with contextlib.suppress(SQLAlchemyError):
+                self.connection.invalidate()
+            raise
+
+
+# the store
+
+@implementer(ISessionStore)
+@provider(ISessionStoreFactory)
+class SQLStore:
+    """Sessions in one SQL table (see the module).
+
+    ``engine`` is a SQLAlchemy engine on SQLite, PostgreSQL or MariaDB/MySQL;
+    ``table`` the table's name; ``dbsession`` (shared mode) a callable that
+    returns the current zope.sqlalchemy-registered ``Session``.
+    """
+
+    name = 'sql'
+    settings_namespace = 'sql'
+
+    def __init__(self, engine, table=DEFAULT_TABLE, dbsession=None):
+        self.engine = engine
+        self.table = session_table(table)
+        self._dbsession = dbsession
+        self._sqlite = engine.dialect.name == 'sqlite'
+        self._local = threading.local()  # the _Staging of a vote under way
+        self._where = engine.url.render_as_string(hide_password=True)
+        if self._sqlite:
+            _configure_sqlite(engine)
+        # see "Order" in the module's docstring
+        self.sort_key = (DEFAULT_SORT_KEY if self._sqlite and dbsession is None
+                         else BEFORE_ZOPE_SQLALCHEMY)
+
+    @classmethod
+    def from_settings(cls, settings, options):
+        read = _reader(settings)
+        table = read.text('table', DEFAULT_TABLE)
+        if not TABLE_NAME.match(table):
+            read.fail('table', f'{table!r} is not a plain table name (letters,'
+                               f' digits and _, at most 48 characters)')
+        dbsession = _resolve_dbsession(read)
+        engine = engine_from_settings(
+            {key: value for key, value in settings.items()
+             if key not in OWN_KEYS})
+        store = cls(engine, table, dbsession)
+        try:
+            store.create_table()
+        except StoreError as error:
+            engine.dispose()
+            raise ConfigurationError(f'sessions.sql.url: {error}') from error
+        return store
+
+    def create_table(self):
+        """Create the table and its index unless they exist."""
+        with self._failures(f'create the table {self.table.name}'):
+            try:
+                self.table.create(self.engine, checkfirst=True)
+            except DBAPIError:
+                # another process created it between the check and ours
+                if not sa.inspect(self.engine).has_table(self.table.name):
+                    raise
+
+    # reading
+
+    def load(self, key):
+        with self._failures('read a session'):
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    self._select_record(key)).one_or_none()
+        return None if row is None else _record(row)
+
+    def _select_record(self, key):
+        table = self.table
+        return sa.select(table.c.data, table.c.version, table.c.created,
+                         table.c.accessed, table.c.expires,
+                         table.c.max_age).where(table.c.store_key == key)
+
+    def _current(self, connection, key):
+        row = connection.execute(self._select_record(key)).one_or_none()
+        return None if row is None else _record(row)
+
+    # staging changes
+
+    def prepare_write(self, key, record, expected_version):
+        with self._staging() as staging:
+            if expected_version is None:
+                self._insert(staging.connection, key, record)
+            else:
+                self._update(staging.connection, key, record,
+                             expected_version)
+            return staging.stage()
+
+    def _insert(self, connection, key, record):
+        statement = _insert_if_absent(
+            connection.dialect.name, self.table).values(
+            store_key=key, **_columns(record)).execution_options(
+            preserve_rowcount=True)  # kept by default for UPDATE/DELETE only
+        if connection.execute(statement).rowcount != 1:
+            raise StaleRecordError(self._current(connection, key))
+
+    def _update(self, connection, key, record, expected_version):
+        table = self.table
+        version = connection.execute(
+            sa.select(table.c.version).where(table.c.store_key == key)
+            .with_for_update()).scalar_one_or_none()
+        if version != expected_version:
+            raise StaleRecordError(self._current(connection, key))
+        # the version condition also guards a connection that holds no lock
+        # (shared mode on SQLite)
+        updated = connection.execute(
+            sa.update(table).where(table.c.store_key == key,
+                                   table.c.version == expected_version)
+            .values(**_columns(record))).rowcount
+        if updated != 1:
+            raise StaleRecordError(self._current(connection, key))
+
+    def prepare_touch(self, key, accessed, expires):
+        table = self.table
+        with self._staging() as staging:
+            staging.connection.execute(
+                sa.update(table).where(table.c.store_key == key)
+                .values(accessed=accessed, expires=expires))
+            return staging.stage()
+
+    def prepare_delete(self, key):
+        table = self.table
+        with self._staging() as staging:
+            staging.connection.execute(
+                sa.delete(table).where(table.c.store_key == key))
+            return staging.stage()
+
+    @contextlib.contextmanager
+    def _staging(self):
+        """The vote's database transaction, begun on first use."""
+        with self._failures('write a session'):
+            staging = getattr(self._local, 'staging', None) or self._begin()
+            self._local.staging = staging
+            try:
+                yield staging
+            except BaseException:
+                staging.discard_if_unused()
+                raise
+
+    def _begin(self):
+        shared = self._shared_connection()
+        if shared is not None:
+            return _Staging(self, shared, owned=False)
+        connection = self._connect_for_writing()
+        try:
+            connection.begin()
+        except BaseException:
+            connection.close()
+            raise
+        return _Staging(self, connection, owned=True)
+
+    def _connect_for_writing(self):
+        """A connection whose transactions begin with SQLite's write lock
+        (on the other databases, a plain one)."""
+        connection = self.engine.connect()
+        if self._sqlite:
+            connection.execution_options(**{SQLITE_BEGIN: 'IMMEDIATE'})
+        return connection
+
+    def _shared_connection(self):
+        """The application session's connection, when it has writes this
+        transaction will commit; None otherwise (nothing of the
+        application's to be atomic with)."""
+        if self._dbsession is None:
+            return None
+        try:
+            session = self._dbsession()
+        except Exception as error:
+            raise StoreError(
+                f'sql backend: sessions.sql.dbsession ({self._dbsession!r}) '
+                f'did not return the current SQLAlchemy session: '
+                f'{error}') from error
+        if session is None or not _commits_in_this_transaction(session):
+            return None
+        # zope.sqlalchemy commits this session (it is marked changed), so
+        # the statements sent here commit with the application's data
+        return session.connection()
+
+    def _forget(self, staging):
+        if getattr(self._local, 'staging', None) is staging:
+            self._local.staging = None
+
+    # clearing
+
+    def delete_expired(self, now, limit):
+        with self._failures('delete expired sessions'):
+            with self._connect_for_writing() as connection:
+                with connection.begin():
+                    return self._delete_expired(connection, now, limit)
+
+    def _delete_expired(self, connection, now, limit):
+        """One bounded batch, oldest first, by the expires index; rows a
+        request is refreshing right now are skipped, not waited for (SQLite
+        has no row locks: its whole file is locked for the batch)."""
+        table = self.table
+        expired = table.c.expires <= now
+        batch = (sa.select(table.c.store_key).where(expired)
+                 .order_by(table.c.expires).limit(limit)
+                 .with_for_update(skip_locked=True))
+        if connection.dialect.name not in MYSQL_DIALECTS:
+            return connection.execute(sa.delete(table).where(
+                expired, table.c.store_key.in_(batch))).rowcount
+        # MySQL takes no LIMIT in an IN subquery, and a DELETE that scans
+        # (a range, or a whole small table) waits for every row a request
+        # holds: lock the batch first, then delete its rows one key each
+        keys = connection.execute(batch).scalars().all()
+        if not keys:
+            return 0
+        return connection.execute(
+            sa.delete(table).where(table.c.store_key == sa.bindparam('key')),
+            [{'key': key} for key in keys]).rowcount
+
+    def count_expired(self, now):
+        table = self.table
+        with self._failures('count expired sessions'):
+            with self.engine.connect() as connection:
+                return connection.execute(
+                    sa.select(sa.func.count()).select_from(table)
+                    .where(table.c.expires <= now)).scalar_one()
+
+    def close(self):
+        self.engine.dispose()
+
+    # errors
+
+    @contextlib.contextmanager
+    def _failures(self, action):
+        """Database errors as the package's errors, naming the backend and
+        the URL without its password."""
+        try:
+            yield
+        except DBAPIError as error:
+            if _is_transaction_rollback(error):
+                raise SessionConflictError(
+                    f'sql backend: the database at {self._where} rolled back '
+                    f'a session write to break a deadlock: '
+                    f'{_first_line(error.orig)}') from error
+            raise StoreError(
+                f'sql backend: cannot {action} at {self._where}: '
+                f'{_first_line(error.orig)}') from error
+        except SQLAlchemyError as error:
+            raise StoreError(f'sql backend: cannot {action} at '
+                             f'{self._where}: {_first_line(error)}') from error
+
+
+def _insert_if_absent(dialect_name, table):
+    """An INSERT that inserts nothing when the key exists (rowcount 0)."""
+    if dialect_name == 'postgresql':
+        return postgresql.insert(table).on_conflict_do_nothing(
+            index_elements=[table.c.store_key])
+    if dialect_name == 'sqlite':
+        return sqlite.insert(table).on_conflict_do_nothing(
+            index_elements=[table.c.store_key])
+    # IGNORE also turns data errors into warnings; none can occur with these
+    # columns (a 64-character key, a LONGBLOB, numbers)
+    return sa.insert(table).prefix_with('IGNORE')
+
+
+def _columns(record):
+    return {'data': record.data, 'version': record.version,
+            'created': record.created, 'accessed': record.accessed,
+            'expires': record.expires, 'max_age': record.max_age}
+
+
+def _record(row):
+    return SessionRecord(bytes(row.data), row.version, row.created,
+                         row.accessed, row.expires, row.max_age)
+
+
+def _is_transaction_rollback(error):
+    """A deadlock or serialization failure: retrying the request helps."""
+    original = error.orig
+    sqlstate = getattr(original, 'sqlstate', None)
+    if sqlstate:
+        return sqlstate.startswith(SQLSTATE_TRANSACTION_ROLLBACK)
+    args = getattr(original, 'args', ())
+    return bool(args) and args[0] == MYSQL_DEADLOCK
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

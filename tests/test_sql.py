@@ -1,0 +1,592 @@
+"""The sql backend beyond the store contract, on real SQLite, PostgreSQL and
+MariaDB: the documented table, its settings, the statements a request sends
+(counted with SQLAlchemy's ``before_cursor_execute`` event on the store's
+engine), locking, and shared mode with the application's own zope.sqlalchemy
+session.
+
+The store contract and the functional and concurrency suites run on these
+three databases through ``SERVER_SIDE_BACKENDS`` in conftest.py.
+"""
+import pathlib
+import re
+import textwrap
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import pytest
+import sqlalchemy as sa
+import zope.sqlalchemy
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+from pyramid.threadlocal import get_current_request
+from pyramid_retry import IBeforeRetry
+from sqlalchemy.orm import DeclarativeBase, mapped_column, sessionmaker
+from webtest import TestApp
+
+from app import ViewFailed, make_app, make_wsgi_app
+from functional_support import current_record, session_cookie, session_factory
+
+from pyramid_contrib_sessions import keys
+from pyramid_contrib_sessions.exceptions import (
+    SessionConflictError, StaleRecordError, StoreError)
+from pyramid_contrib_sessions.record import SessionRecord
+
+SQL_BACKENDS = ['sqlite', 'postgresql', 'mariadb']
+DOCS = pathlib.Path(__file__).resolve().parent.parent / 'docs' / 'sql.rst'
+WRITE_VERBS = ('INSERT', 'UPDATE', 'DELETE')
+# How long a rival gets to reach the database's lock before the first
+# transaction ends; a slower rival tests the same outcome without waiting.
+RIVAL_HEAD_START = 0.3
+# Bounds a wait that must not happen (a test failing, never a passing run).
+UNBLOCKED_WITHIN = 10
+THREADS = 8
+RETRY_ATTEMPTS = 50
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_backend(request):
+    return request.getfixturevalue('backend_' + request.param)
+
+
+@pytest.fixture
+def sql_store(sql_backend, factory_for):
+    return factory_for(sql_backend).store
+
+
+def new_key():
+    return keys.store_key(keys.new_session_id())
+
+
+def make_record(data=b'{"n":1}', version=1, lives=3600):
+    now = time.time()
+    return SessionRecord(data=data, version=version, created=now - 60,
+                         accessed=now, expires=now + lives)
+
+
+def put(store, key, record):
+    store.prepare_write(key, record, None).commit()
+    return record
+
+
+class Statements:
+    """The SQL an engine sends, whitespace folded, from now on."""
+
+    def __init__(self, engine):
+        self.sent = []
+        sa.event.listen(engine, 'before_cursor_execute', self._record)
+
+    def _record(self, connection, cursor, statement, *args):
+        self.sent.append(' '.join(statement.split()))
+
+    def writes(self):
+        return [statement for statement in self.sent
+                if statement.split()[0].upper() in WRITE_VERBS]
+
+    def starting(self, verb):
+        return [statement for statement in self.sent
+                if statement.upper().startswith(verb)]
+
+
+# the table
+
+def documented_ddl(dialect):
+    """The statements docs/sql.rst gives for ``dialect``."""
+    match = re.search(
+        rf'\.\. code-block:: sql\n   :name: ddl-{dialect}\n\n'
+        rf'((?:   .*\n|\n)+)', DOCS.read_text(encoding='utf-8'))
+    assert match, f'docs/sql.rst has no ddl-{dialect} block'
+    return [statement.strip()
+            for statement in textwrap.dedent(match.group(1)).split(';')
+            if statement.strip()]
+
+
+def table_shape(engine, name):
+    """What a DBA sees of table ``name``, with the name itself left out."""
+    inspector = sa.inspect(engine)
+    return {
+        'columns': [(column['name'], repr(column['type']), column['nullable'])
+                    for column in inspector.get_columns(name)],
+        'primary key':
+            inspector.get_pk_constraint(name)['constrained_columns'],
+        'indexes': sorted((index['name'].replace(name, 'TABLE'),
+                           tuple(index['column_names']), index['unique'])
+                          for index in inspector.get_indexes(name)),
+    }
+
+
+@pytest.fixture
+def documented_table(sql_store):
+    """A table made by hand from the documented DDL, beside the store's."""
+    name = f'{sql_store.table.name}_by_hand'
+    engine = sql_store.engine
+    with engine.begin() as connection:
+        for statement in documented_ddl(engine.dialect.name):
+            connection.exec_driver_sql(statement.replace('sessions', name))
+    yield name
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f'DROP TABLE {name}')
+
+
+def test_the_created_table_is_the_documented_one(sql_store, documented_table):
+    created = table_shape(sql_store.engine, sql_store.table.name)
+    assert [column[0] for column in created['columns']] == [
+        'store_key', 'data', 'version', 'created', 'accessed', 'expires',
+        'max_age']
+    assert created['primary key'] == ['store_key']
+    assert created['indexes'] == [('ix_TABLE_expires', ('expires',), False)]
+    assert table_shape(sql_store.engine, documented_table) == created
+
+
+def test_a_table_made_by_hand_serves_sessions(sql_backend, documented_table,
+                                              factory_for):
+    store = factory_for({**sql_backend,
+                         'sessions.sql.table': documented_table}).store
+    key = new_key()
+    record = put(store, key, make_record())
+    assert store.load(key) == record
+
+
+# settings
+
+def sqlite_url(tmp_path):
+    return f'sqlite:///{tmp_path}/sessions.sqlite'
+
+
+@pytest.mark.parametrize('settings, key', [
+    ({'sessions.sql.url': None}, 'sessions.sql.url'),
+    ({'sessions.sql.url': 'not a url'}, 'sessions.sql.url'),
+    ({'sessions.sql.url': 'oracle://scott:tiger@db/orcl'}, 'sessions.sql.url'),
+    ({'sessions.sql.url': 'sqlite://'}, 'sessions.sql.url'),
+    ({'sessions.sql.url': 'sqlite:///:memory:'}, 'sessions.sql.url'),
+    ({'sessions.sql.pool_sise': '5'}, 'sessions.sql.pool_sise'),
+    ({'sessions.sql.pool_pre_ping': 'maybe'}, 'sessions.sql.pool_pre_ping'),
+    ({'sessions.sql.table': 'sessions; DROP TABLE users'},
+     'sessions.sql.table'),
+    ({'sessions.sql.dbsession': 'no_such_module:current'},
+     'sessions.sql.dbsession'),
+    ({'sessions.sql.dbsession': sessionmaker()}, 'sessions.sql.dbsession'),
+], ids=['no url', 'not a url', 'unsupported database', 'in-memory',
+        'in-memory named', 'unknown engine option', 'not a boolean',
+        'not a table name', 'unimportable dbsession', 'a sessionmaker'])
+def test_a_bad_setting_fails_at_startup_naming_it(tmp_path, factory_for,
+                                                  settings, key):
+    settings = {'sessions.backend': 'sql',
+                'sessions.sql.url': sqlite_url(tmp_path), **settings}
+    with pytest.raises(ConfigurationError, match=re.escape(key)):
+        factory_for({name: value for name, value in settings.items()
+                     if value is not None})  # None: the key is left out
+
+
+def test_a_url_that_cannot_be_parsed_is_not_echoed(factory_for):
+    with pytest.raises(ConfigurationError) as raised:
+        factory_for({'sessions.backend': 'sql',
+                     'sessions.sql.url': 'postgresql://app:hunter2@'
+                                         'db:notaport/app'})
+    assert 'hunter2' not in str(raised.value)
+
+
+def test_other_keys_configure_the_engine_as_sqlalchemy_keys_do(tmp_path,
+                                                               factory_for):
+    engine = factory_for({
+        'sessions.backend': 'sql', 'sessions.sql.url': sqlite_url(tmp_path),
+        'sessions.sql.pool_size': '3', 'sessions.sql.pool_timeout': '7',
+        'sessions.sql.echo': 'false',
+        'sessions.sql.hide_parameters': 'false'}).store.engine
+    assert (engine.pool.size(), engine.pool.timeout()) == (3, 7)
+    assert engine.echo is False
+    assert engine.hide_parameters is False
+
+
+def test_session_data_stays_out_of_sql_errors(sql_store):
+    with sql_store.engine.begin() as connection:
+        sql_store.table.drop(connection)  # every write now fails
+    secret = b'{"card":"4111 1111 1111 1111"}'
+    with pytest.raises(StoreError) as raised:
+        sql_store.prepare_write(new_key(), make_record(secret), None)
+    assert raised.value.__cause__ is not None
+    for error in (raised.value, raised.value.__cause__):
+        assert '4111' not in str(error)
+
+
+@pytest.mark.parametrize('settings, level', [
+    ({}, 'READ COMMITTED'),
+    ({'sessions.sql.isolation_level': 'REPEATABLE READ'}, 'REPEATABLE READ'),
+])
+def test_mariadb_reads_committed_unless_told_otherwise(backend_mariadb,
+                                                       factory_for, settings,
+                                                       level):
+    engine = factory_for({**backend_mariadb, **settings}).store.engine
+    with engine.connect() as connection:
+        assert connection.get_isolation_level() == level
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(backend_sqlite,
+                                                     factory_for):
+    engine = factory_for(backend_sqlite).store.engine
+    with engine.connect() as connection:
+        pragma = connection.exec_driver_sql
+        assert pragma('PRAGMA journal_mode').scalar() == 'wal'
+        assert pragma('PRAGMA busy_timeout').scalar() == 5000
+
+
+def test_a_staged_write_never_blocks_readers(sql_store):
+    key = new_key()
+    stored = put(sql_store, key, make_record())
+    staged = sql_store.prepare_write(
+        key, replace(stored, data=b'{"n":2}', version=2), stored.version)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            read = pool.submit(sql_store.load, key)
+            assert read.result(timeout=UNBLOCKED_WITHIN) == stored
+    finally:
+        staged.abort()
+
+
+# what a request sends
+
+@pytest.fixture
+def app(sql_backend):
+    return make_app(sql_backend)
+
+
+def statements_of(app):
+    return Statements(session_factory(app).store.engine)
+
+
+def test_a_request_that_only_reads_writes_nothing(app):
+    app.get('/set', {'key': 'colour', 'value': '"blue"'})
+    statements = statements_of(app)
+    for _ in range(3):
+        assert app.get('/get', {'key': 'colour'}).json['value'] == 'blue'
+    assert statements.starting('SELECT'), 'nothing was read: proves nothing'
+    assert statements.writes() == []
+    assert statements.starting('BEGIN IMMEDIATE') == []
+
+
+def test_a_refresh_of_the_expiry_updates_nothing_else(sql_backend):
+    app = make_app({**sql_backend, 'sessions.timeout': '3600',
+                    'sessions.reissue_time': '0'})
+    app.get('/set', {'key': 'colour', 'value': '"blue"'})
+    before = current_record(app)
+    statements = statements_of(app)
+    app.get('/get')
+    [update] = statements.writes()
+    assert re.match(r'UPDATE \S+ SET accessed=\S+, expires=\S+ WHERE '
+                    r'\S*store_key = \S+$', update), update
+    after = current_record(app)
+    assert (after.data, after.version) == (before.data, before.version)
+    assert after.accessed > before.accessed
+
+
+INSERT_IF_ABSENT = {'postgresql': r'ON CONFLICT \(store_key\) DO NOTHING$',
+                    'sqlite': r'ON CONFLICT \(store_key\) DO NOTHING$',
+                    'mysql': r'^INSERT IGNORE INTO'}
+
+
+def test_a_new_session_is_one_insert_that_cannot_fail_on_a_duplicate(app):
+    statements = statements_of(app)
+    app.get('/incr')
+    [insert] = statements.writes()
+    dialect = session_factory(app).store.engine.dialect.name
+    assert re.search(INSERT_IF_ABSENT[dialect], insert), insert
+
+
+def test_a_changed_session_is_one_update_of_the_version_read(app):
+    app.get('/incr')
+    statements = statements_of(app)
+    app.get('/incr')
+    [update] = statements.writes()
+    assert re.search(r'WHERE \S*store_key = \S+ AND \S*version = \S+$',
+                     update), update
+    dialect = session_factory(app).store.engine.dialect.name
+    if dialect == 'sqlite':  # the file's write lock, taken at BEGIN
+        assert statements.starting('BEGIN IMMEDIATE')
+    else:
+        [locking] = [statement for statement in statements.sent
+                     if statement.endswith('FOR UPDATE')]
+        assert statements.sent.index(locking) < statements.sent.index(update)
+
+
+# locking
+
+def test_a_concurrent_insert_of_the_same_key_is_a_stale_record(sql_store):
+    key = new_key()
+    first, second = make_record(b'{"by":"first"}'), make_record(
+        b'{"by":"second"}')
+    staged = sql_store.prepare_write(key, first, None)
+    with ThreadPoolExecutor(1) as pool:
+        rival = pool.submit(sql_store.prepare_write, key, second, None)
+        time.sleep(RIVAL_HEAD_START)
+        staged.commit()
+        with pytest.raises(StaleRecordError) as raised:
+            rival.result(timeout=UNBLOCKED_WITHIN)
+    assert raised.value.current == first
+    assert sql_store.load(key) == first
+
+
+@pytest.mark.parametrize('server', ['postgresql', 'mariadb'])
+def test_clearing_never_waits_for_a_live_session_being_written(
+        request, server, factory_for):
+    store = factory_for(request.getfixturevalue('backend_' + server)).store
+    live = new_key()
+    stored = put(store, live, make_record())
+    expired = [new_key() for _ in range(3)]
+    for key in expired:
+        put(store, key, make_record(lives=-30))
+    staged = store.prepare_write(
+        live, replace(stored, data=b'{"n":2}', version=2), stored.version)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            clearing = pool.submit(store.delete_expired, time.time(), 100)
+            assert clearing.result(timeout=UNBLOCKED_WITHIN) == 3
+    finally:
+        staged.commit()
+    assert store.load(live).version == 2
+
+
+def test_clearing_spares_an_expired_session_refreshed_meanwhile(sql_store):
+    refreshed, *others = keys_ = [new_key() for _ in range(3)]
+    for key in keys_:
+        put(sql_store, key, make_record(lives=-30))
+    now = time.time()
+    staged = sql_store.prepare_touch(refreshed, now, now + 3600)
+    with ThreadPoolExecutor(1) as pool:
+        clearing = pool.submit(sql_store.delete_expired, now, 100)
+        time.sleep(RIVAL_HEAD_START)
+        staged.commit()
+        assert clearing.result(timeout=UNBLOCKED_WITHIN) == 2
+    assert sql_store.load(refreshed).expires == now + 3600
+    assert [sql_store.load(key) for key in others] == [None, None]
+
+
+def test_clearing_deletes_a_bounded_batch_of_chosen_rows(sql_store):
+    for _ in range(3):
+        put(sql_store, new_key(), make_record(lives=-30))
+    statements = Statements(sql_store.engine)
+    assert sql_store.delete_expired(time.time(), 2) == 2
+    [delete] = statements.writes()
+    assert re.search(r'store_key (IN \(|= )', delete), delete  # by key
+    assert [statement for statement in statements.sent
+            if re.search(r'ORDER BY \S*expires LIMIT', statement)]
+    if sql_store.engine.dialect.name != 'sqlite':
+        assert [statement for statement in statements.sent
+                if 'FOR UPDATE SKIP LOCKED' in statement]
+
+
+# the application's own zope.sqlalchemy session
+
+class NoteBase(DeclarativeBase):
+    pass
+
+
+def note_model(table, deferrable):
+    """An application's ORM class for ``table``: notes that may name a
+    parent note. Where the database can (``deferrable``), the parent is
+    checked only at COMMIT, so a commit can fail after the session voted."""
+    deferred = {'deferrable': True, 'initially': 'DEFERRED'}
+    return type(f'Note_{table}', (NoteBase,), {
+        '__tablename__': table,
+        'id': mapped_column(sa.Integer, primary_key=True),
+        'text': mapped_column(sa.String(100)),
+        'parent_id': mapped_column(sa.ForeignKey(
+            f'{table}.id', **(deferred if deferrable else {}))),
+    })
+
+
+def app_dbsession(request):
+    """The request's own SQLAlchemy session, registered with
+    zope.sqlalchemy on ``request.tm`` on first use (what Pyramid's
+    cookiecutter's ``request.dbsession`` does)."""
+    session = getattr(request, 'app_dbsession', None)
+    if session is None:
+        session = request.app_dbsession = request.registry.app_sessionmaker()
+        zope.sqlalchemy.register(session, transaction_manager=request.tm)
+    return session
+
+
+def current_app_dbsession():
+    """What ``sessions.sql.dbsession`` names in shared mode."""
+    return getattr(get_current_request(), 'app_dbsession', None)
+
+
+def view_note(request):
+    """Adds a note and stores its text in the session; ``fail`` makes the
+    view raise afterwards, ``parent`` names a parent note."""
+    note_class = request.registry.note_class
+    parent = request.params.get('parent')
+    app_dbsession(request).add(note_class(
+        text=request.params['text'],
+        parent_id=None if parent is None else int(parent)))
+    request.session['note'] = request.params['text']
+    request.session['notes'] = request.session.get('notes', 0) + 1
+    if request.params.get('fail'):
+        raise ViewFailed('failed after adding a note')
+    return request.response
+
+
+class Notes:
+    """An application table of notes beside the sessions, dropped after."""
+
+    def __init__(self, url, table):
+        self.engine = sa.create_engine(url)
+        dialect = self.engine.dialect.name
+        if dialect == 'sqlite':  # foreign keys are off by default
+            sa.event.listen(self.engine, 'connect', lambda dbapi, record:
+                            dbapi.execute('PRAGMA foreign_keys=ON'))
+        self.note_class = note_model(table, deferrable=dialect != 'mysql')
+        self.note_class.__table__.create(self.engine)
+        # Read on connections of its own: after a failed COMMIT, SQLAlchemy
+        # pools a pysqlite connection still inside the failed transaction,
+        # where the note it did not store is visible.
+        self._reader = sa.create_engine(url, poolclass=sa.NullPool)
+
+    def texts(self):
+        with self._reader.connect() as connection:
+            return connection.execute(
+                sa.select(self.note_class.text)).scalars().all()
+
+    def drop(self):
+        self.engine.dispose()
+        self.note_class.__table__.drop(self._reader)
+        NoteBase.metadata.remove(self.note_class.__table__)
+        self._reader.dispose()
+
+
+@pytest.fixture
+def notes_beside(request):
+    """Builds, for a database's name, the session settings on it and a
+    notes table of the application in the same database (for SQLite: the
+    same file); the notes are dropped after the test."""
+    made = []
+
+    def build(database):
+        settings = request.getfixturevalue('backend_' + database)
+        made.append(Notes(settings['sessions.sql.url'],
+                          f'notes_{uuid.uuid4().hex[:16]}'))
+        return settings, made[-1]
+
+    yield build
+    for notes in made:
+        notes.drop()
+
+
+@pytest.fixture(params=['postgresql', 'sqlite', 'mariadb'])
+def same_database(request, notes_beside):
+    return notes_beside(request.param)
+
+
+def make_notes_app(settings, notes, shared, retry_attempts=0):
+    """The test application with /note; its registry's ``retries`` lists
+    the errors pyramid_retry replayed requests for."""
+    if shared:
+        settings = {**settings,
+                    'sessions.sql.dbsession': current_app_dbsession}
+    wsgi_app = make_wsgi_app(settings, retry_attempts=retry_attempts)
+    registry = wsgi_app.registry
+    registry.app_sessionmaker = sessionmaker(bind=notes.engine)
+    registry.note_class = notes.note_class
+    registry.retries = []
+    config = Configurator(registry=registry)
+    config.add_route('note', '/note')
+    config.add_view(view_note, route_name='note')
+    config.add_subscriber(lambda event: registry.retries.append(
+        event.exception), IBeforeRetry)
+    config.commit()
+    return TestApp(wsgi_app)
+
+
+MODES = pytest.mark.parametrize('shared', [True, False],
+                                ids=['shared', 'standalone'])
+
+
+def session_data(app):
+    return app.get('/get').json['data']
+
+
+def test_shared_mode_stores_the_note_and_the_session(same_database):
+    settings, notes = same_database
+    app = make_notes_app(settings, notes, shared=True)
+    app.get('/note', {'text': 'hello'})
+    assert session_data(app) == {'note': 'hello', 'notes': 1}
+    assert notes.texts() == ['hello']
+
+
+def test_shared_mode_stores_neither_when_the_view_raises(same_database):
+    settings, notes = same_database
+    app = make_notes_app(settings, notes, shared=True)
+    app.get('/set', {'key': 'before', 'value': '1'})
+    with pytest.raises(ViewFailed):
+        app.get('/note', {'text': 'hello', 'fail': '1'})
+    assert session_data(app) == {'before': 1}
+    assert notes.texts() == []
+
+
+@pytest.mark.parametrize('database', ['postgresql', 'sqlite'])
+@MODES
+def test_a_failed_commit_of_the_application_rolls_the_session_back(
+        notes_beside, database, shared):
+    """The deferred foreign key fails at COMMIT, after the session voted."""
+    settings, notes = notes_beside(database)
+    app = make_notes_app(settings, notes, shared)
+    app.get('/set', {'key': 'before', 'value': '1'})
+    with pytest.raises(sa.exc.IntegrityError):
+        app.get('/note', {'text': 'orphan', 'parent': '999'})
+    assert session_data(app) == {'before': 1}
+    assert notes.texts() == []
+
+
+@pytest.mark.parametrize('database', ['postgresql', 'sqlite'])
+def test_shared_mode_writes_through_the_applications_connection(
+        notes_beside, database):
+    settings, notes = notes_beside(database)
+    app = make_notes_app(settings, notes, shared=True)
+    app.get('/set', {'key': 'before', 'value': '1'})
+    store_statements = statements_of(app)
+    app_statements = Statements(notes.engine)
+    app.get('/note', {'text': 'hello'})
+    assert store_statements.writes() == []
+    session_table = session_factory(app).store.table.name
+    assert [write for write in app_statements.writes()
+            if session_table in write]
+    # a request that leaves the application's session unused: nothing to
+    # be atomic with, so the store writes through its own connection
+    app.get('/set', {'key': 'alone', 'value': '2'})
+    assert store_statements.writes()
+    assert session_data(app) == {'before': 1, 'note': 'hello', 'notes': 1,
+                                 'alone': 2}
+
+
+def note_adder(wsgi_app, cookie, count):
+    def job():
+        client = TestApp(wsgi_app)
+        client.set_cookie('sessionid', cookie)
+        for number in range(count):
+            client.get('/note', {'text': f'note {number}'})
+    return job
+
+
+@pytest.mark.parametrize('database, shared', [
+    ('postgresql', True), ('postgresql', False), ('sqlite', True)],
+    ids=['postgresql-shared', 'postgresql-standalone', 'sqlite-shared'])
+def test_a_session_conflict_never_leaves_the_applications_data_behind(
+        notes_beside, database, shared):
+    """Eight clients of one session each add notes and count them in the
+    session; conflicting requests are retried. A conflict must abort the
+    note of the attempt that lost, or notes would outnumber the count."""
+    settings, notes = notes_beside(database)
+    per_thread = 10
+    app = make_notes_app(settings, notes, shared, RETRY_ATTEMPTS)
+    app.get('/set', {'key': 'notes', 'value': '0'})
+    with ThreadPoolExecutor(THREADS) as pool:
+        jobs = [pool.submit(note_adder(app.app, session_cookie(app),
+                                       per_thread))
+                for _ in range(THREADS)]
+        for job in jobs:
+            job.result()
+    assert session_data(app)['notes'] == THREADS * per_thread
+    assert len(notes.texts()) == THREADS * per_thread
+    retries = app.app.registry.retries
+    assert retries, 'no request lost a race: this run proved nothing'
+    assert {type(error) for error in retries} == {SessionConflictError}

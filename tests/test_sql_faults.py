@@ -1,0 +1,180 @@
+"""The sql backend when its database fails: down at start-up, stopped while
+the application serves, restarted, or too slow (a lock timeout).
+
+The outage is played on a PostgreSQL server of this module's own (initdb
+into a temporary directory, started on a free port, with a password), never
+on the machine's shared server.
+"""
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import urllib.parse
+
+import pytest
+import sqlalchemy as sa
+from pyramid.exceptions import ConfigurationError
+from webtest import TestApp
+
+from app import make_app
+from conftest import require_server
+from functional_support import current_record, session_factory
+
+from pyramid_contrib_sessions.exceptions import StoreError
+
+PASSWORD = 'not-in-any-message-9f1c'
+USER = 'faults'
+SERVER_USER = 'postgres'  # initdb refuses to run as root
+START_TIMEOUT = 30  # seconds pg_ctl waits for the server
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def postgresql_bin():
+    """The directory of the newest installed initdb and pg_ctl, or None."""
+    found = sorted(glob.glob('/usr/lib/postgresql/*/bin/initdb'),
+                   key=lambda path: int(path.split('/')[-3]))
+    return os.path.dirname(found[-1]) if found else None
+
+
+class ThrowawayPostgreSQL:
+    """A PostgreSQL cluster in a temporary directory, on a free port, that
+    accepts only ``USER`` with ``PASSWORD``."""
+
+    def __init__(self, bin_dir):
+        self.bin_dir = bin_dir
+        self.port = free_port()
+        self.directory = tempfile.mkdtemp(prefix='pcs-sql-faults-')
+        self.data = os.path.join(self.directory, 'data')
+        self._as_owner = []
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam(SERVER_USER)
+            os.chown(self.directory, owner.pw_uid, owner.pw_gid)
+            self._as_owner = ['runuser', '-u', SERVER_USER, '--']
+        password_file = os.path.join(self.directory, 'password')
+        self._run('sh', '-c', f'echo {PASSWORD} > {password_file}')
+        self._run(os.path.join(bin_dir, 'initdb'), '-D', self.data,
+                  '-U', USER, '--pwfile', password_file,
+                  '--auth', 'scram-sha-256', '--no-sync')
+
+    @property
+    def url(self):
+        return (f'postgresql+psycopg://{USER}:{PASSWORD}@127.0.0.1:'
+                f'{self.port}/postgres')
+
+    def _run(self, *command):
+        subprocess.run(self._as_owner + list(command), check=True,
+                       capture_output=True, cwd=self.directory)
+
+    def _pg_ctl(self, *arguments):
+        self._run(os.path.join(self.bin_dir, 'pg_ctl'), '-D', self.data,
+                  '-t', str(START_TIMEOUT), '-w', *arguments)
+
+    def start(self):
+        self._pg_ctl('-l', os.path.join(self.directory, 'log'), '-o',
+                     f'-p {self.port} -c listen_addresses=127.0.0.1 '
+                     f'-c unix_socket_directories={self.directory} '
+                     f'-c fsync=off', 'start')
+
+    def stop(self):
+        """As a crash or a pulled cable: no goodbye to the clients."""
+        self._pg_ctl('-m', 'immediate', 'stop')
+
+    def remove(self):
+        if os.path.exists(os.path.join(self.data, 'postmaster.pid')):
+            self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def postgresql_server():
+    bin_dir = postgresql_bin()
+    require_server('a PostgreSQL installation (initdb, pg_ctl)',
+                   bin_dir is not None, 'apt-get install postgresql')
+    server = ThrowawayPostgreSQL(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def settings(postgresql_server):
+    return {'sessions.backend': 'sql',
+            'sessions.sql.url': postgresql_server.url}
+
+
+def assert_names_backend_not_password(error, port):
+    message = str(error)
+    assert 'sql backend' in message
+    assert f'{USER}:***@127.0.0.1:{port}/postgres' in message
+    assert PASSWORD not in message
+
+
+def test_a_database_down_at_startup_fails_naming_the_url(factory_for):
+    port = free_port()  # nothing listens there
+    with pytest.raises(ConfigurationError) as raised:
+        factory_for({'sessions.backend': 'sql', 'sessions.sql.url':
+                     f'postgresql+psycopg://{USER}:{PASSWORD}@127.0.0.1:'
+                     f'{port}/postgres'})
+    assert str(raised.value).startswith('sessions.sql.url: ')
+    assert_names_backend_not_password(raised.value, port)
+
+
+def test_a_wrong_password_at_startup_fails_without_showing_it(
+        postgresql_server, factory_for):
+    url = postgresql_server.url.replace(PASSWORD, 'wrong-' + PASSWORD)
+    with pytest.raises(ConfigurationError) as raised:
+        factory_for({'sessions.backend': 'sql', 'sessions.sql.url': url})
+    assert 'password authentication failed' in str(raised.value)
+    assert 'wrong-' not in str(raised.value)
+
+
+def test_requests_fail_clearly_while_down_and_recover_after(
+        postgresql_server, settings):
+    app = make_app(settings)
+    app.get('/set', {'key': 'kept', 'value': '"through the outage"'})
+    stored = current_record(app)
+    newcomer = TestApp(app.app)  # a client with no session yet
+
+    postgresql_server.stop()
+    try:
+        with pytest.raises(StoreError) as read_failed:
+            app.get('/incr')  # the session is read from the store
+        assert_names_backend_not_password(read_failed.value,
+                                          postgresql_server.port)
+        with pytest.raises(StoreError) as write_failed:
+            newcomer.get('/incr')  # nothing to read: the write fails
+        assert_names_backend_not_password(write_failed.value,
+                                          postgresql_server.port)
+    finally:
+        postgresql_server.start()
+
+    assert app.get('/incr').json['data'] == {'kept': 'through the outage',
+                                             'n': 1}
+    assert current_record(app).version == stored.version + 1
+    assert newcomer.get('/incr').json['data'] == {'n': 1}
+
+
+def test_a_write_that_waits_too_long_for_a_lock_fails_clearly(
+        backend_postgresql):
+    url = backend_postgresql['sessions.sql.url'] + '?options=' + \
+        urllib.parse.quote('-c lock_timeout=200')
+    app = make_app({**backend_postgresql, 'sessions.sql.url': url})
+    app.get('/incr')
+    key = session_factory(app).store.table.c.store_key
+    blocker = sa.create_engine(backend_postgresql['sessions.sql.url'],
+                               poolclass=sa.NullPool)
+    with blocker.connect() as connection:
+        connection.execute(sa.select(key).with_for_update())  # every row
+        with pytest.raises(StoreError, match='lock timeout'):
+            app.get('/incr')
+    assert app.get('/incr').json['data'] == {'n': 2}
