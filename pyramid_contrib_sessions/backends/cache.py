@@ -1,0 +1,170 @@
+"""The ``cache`` backend: sessions in Redis or Memcached, expired by the
+server itself.
+
+``sessions.cache.url`` chooses the server and the client:
+
+- ``redis://host:port/db``, ``rediss://host:port/db`` (TLS) and
+  ``unix:///path/to/redis.sock?db=N``: :class:`~.redis.RedisStore`
+  (needs the ``redis`` extra);
+- ``memcached://host:port[,host:port...]``: :class:`~.memcached.MemcachedStore`
+  (needs the ``memcached`` extra); several servers share the sessions by
+  consistent hashing.
+
+Other settings: ``sessions.cache.prefix`` (``session:``) goes before every
+key; ``sessions.cache.connect_timeout`` and ``sessions.cache.socket_timeout``
+(seconds, ``2`` each) bound how long a request waits for a server that is
+gone or stuck. Each store keeps one connection pool per process, shared by
+all threads; a server that comes back is reconnected to without a restart.
+
+Every record carries the server's own expiry (its ``expires``), so nothing
+needs clearing: :meth:`CacheStore.delete_expired` finds nothing to do and
+``expires_natively`` tells ``clearsessions`` so.
+
+**Why a change is applied at the vote.** Neither server can hold a change
+staged but invisible and then publish it with a command that cannot fail:
+whatever ran at the transaction's finish would be a network round trip that
+a server gone down fails, after every other data manager has committed. So
+each ``prepare_*`` checks the stored version and applies the change in one
+atomic server operation (a Lua script in Redis, ``gets``/``cas`` in
+Memcached), ``commit`` has nothing left to do and cannot fail, and ``abort``
+compensates: it puts the previous record back, unless the record is no
+longer the one this change left (a later writer's record is then kept).
+
+This is sound because the session data manager sorts last: when it
+prepares, every other data manager of the transaction has already voted, so
+the transaction can still abort after a successful prepare only when a later
+prepare of the same vote fails (``cycle_key()`` deletes the old record, then
+writes the new one) or when another data manager fails in its
+``tpc_finish``, which ``transaction`` itself reports as a broken commit. In
+the microseconds between the vote and the finish another request may
+already read the new record: the read of a change that is committing.
+"""
+import importlib
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pyramid.exceptions import ConfigurationError
+from zope.interface import implementer, provider
+
+from ..interfaces import ISessionStore, ISessionStoreFactory
+from ..settings import reject_unknown_backend_keys
+
+KEY_PATTERN = re.compile(r'[0-9a-f]{64}\Z')
+DEFAULT_PREFIX = 'session:'
+DEFAULT_TIMEOUT = 2.0  # seconds
+
+# URL scheme: (module under backends, class, the extra that installs its
+# client)
+STORES = {
+    'redis': ('redis', 'RedisStore', 'redis'),
+    'rediss': ('redis', 'RedisStore', 'redis'),
+    'unix': ('redis', 'RedisStore', 'redis'),
+    'memcached': ('memcached', 'MemcachedStore', 'memcached'),
+}
+URL_FORMS = ('redis://host:port/db, rediss://host:port/db, '
+             'unix:///path/to/redis.sock or memcached://host:port[,host:port]')
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """The ``sessions.cache.*`` settings, parsed."""
+
+    url: str
+    prefix: str
+    connect_timeout: float
+    socket_timeout: float
+
+    @classmethod
+    def read(cls, settings):
+        reject_unknown_backend_keys(
+            settings, 'cache',
+            {'url', 'prefix', 'connect_timeout', 'socket_timeout'})
+        url = str(settings.get('url') or '').strip()
+        if not url:
+            raise ConfigurationError(f'sessions.cache.url: required for the '
+                                     f'cache backend ({URL_FORMS})')
+        try:
+            urlsplit(url)
+        except ValueError as error:
+            raise ConfigurationError(
+                f'sessions.cache.url: {error} ({URL_FORMS})') from error
+        prefix = settings.get('prefix')
+        if prefix is None:
+            prefix = DEFAULT_PREFIX
+        return cls(url=url, prefix=str(prefix).strip(),
+                   connect_timeout=_timeout(settings, 'connect_timeout'),
+                   socket_timeout=_timeout(settings, 'socket_timeout'))
+
+    @property
+    def scheme(self):
+        return urlsplit(self.url).scheme.lower()
+
+
+def _timeout(settings, name):
+    value = settings.get(name)
+    if value is None or str(value).strip() == '':
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        seconds = 0
+    if not 0 < seconds < float('inf'):
+        raise ConfigurationError(
+            f'sessions.cache.{name}: {value!r} is not a positive number of '
+            f'seconds')
+    return seconds
+
+
+def url_error(url, problem):
+    """The ``ConfigurationError`` for a ``sessions.cache.url`` that cannot
+    be used (its password, if any, left out)."""
+    password = urlsplit(url).password
+    if password:
+        url = url.replace(f':{password}@', ':***@', 1)
+    return ConfigurationError(f'sessions.cache.url: {url!r}: {problem}')
+
+
+@implementer(ISessionStore)
+@provider(ISessionStoreFactory)
+class CacheStore:
+    """``sessions.backend = cache``: builds the store the URL's scheme
+    names, and holds what the Redis and Memcached stores share."""
+
+    name = 'cache'
+    settings_namespace = 'cache'
+    expires_natively = True  # clearsessions has nothing to do
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+
+    @classmethod
+    def from_settings(cls, settings, options):
+        """The store for ``sessions.cache.url``, connected: a server that
+        cannot be reached at start-up is a ``ConfigurationError``."""
+        config = CacheSettings.read(settings)
+        if config.scheme not in STORES:
+            raise url_error(config.url, f'unsupported scheme; use {URL_FORMS}')
+        module, class_name, extra = STORES[config.scheme]
+        try:
+            store_class = getattr(importlib.import_module(
+                f'{__package__}.{module}'), class_name)
+        except ImportError as error:
+            raise ConfigurationError(
+                f'sessions.cache.url: a {config.scheme}:// URL needs the '
+                f'{extra} client ({error}); install '
+                f'pyramid_contrib_sessions[{extra}]') from error
+        return store_class.connect(config)
+
+    def server_key(self, key):
+        """The server's key for a store key: the prefix, then the 64-hex
+        hash (validated: nothing else ever reaches the server)."""
+        if not KEY_PATTERN.match(key):
+            raise ValueError(f'not a store key: {key!r}')
+        return self.prefix + key
+
+    def delete_expired(self, now, limit):
+        return 0  # the server drops each record when its TTL runs out
+
+    def count_expired(self, now):
+        return 0

@@ -1,0 +1,283 @@
+"""The ``cache`` backend on Memcached (pymemcache):
+``memcached://host:port[,host:port...]``.
+
+A session is one item under ``prefix + store key``: the record's bytes
+(:func:`~pyramid_contrib_sessions.record.record_to_bytes`) with Memcached's
+own expiry at the record's ``expires``. Memcached reads an expiry of up to
+30 days as seconds from now and anything larger as a unix time, so a longer
+lifetime is sent as the absolute time (:func:`exptime`).
+
+**Several servers.** Each key lives on one server, chosen by rendezvous
+(highest random weight) hashing, pymemcache's consistent hash: adding or
+removing a server moves only that server's share of the sessions, and the
+order of the servers in the URL does not matter (their spelling does: every
+application process must list them alike). pymemcache's ``HashClient`` is
+deliberately not used: while a server is failing it answers "no value"
+without an error during its retry window, then re-routes the failing
+server's keys to the others (so a server that returns serves old copies of
+the sessions written meanwhile), and its failure bookkeeping is not
+thread-safe. Here a key always goes to its own server; a server that is
+down is a :class:`~pyramid_contrib_sessions.exceptions.StoreError` for its
+own sessions, the others go on.
+
+**Conflicts** are found with ``gets``/``cas``, no lock held: a write reads
+the item and its cas token, compares the versions (a different one is a
+:class:`~pyramid_contrib_sessions.exceptions.StaleRecordError`), then
+stores with ``cas`` (``add`` when it expects no record). Losing the cas
+race re-reads: a newer version is stale; the same version (a concurrent
+touch) is simply tried again.
+
+**A touch** cannot be partial: Memcached has no partial update, and its own
+``touch`` command moves only the expiry, leaving the record's ``accessed``
+and ``expires`` behind (the next request would find the session expired).
+So a touch stores the record it just read, same data bytes, same version,
+new times and new expiry, by ``cas`` on that very item: it never overwrites
+another writer's data (a lost race re-reads and tries again). It happens
+at most once per ``reissue_time`` of a session, never on a plain read.
+
+**A delete** is a ``cas`` of the item read with an expiry in the past, so
+the record an abort puts back is exactly the one removed. See
+:mod:`.cache` for why every change is applied at the vote.
+"""
+import logging
+import math
+import os
+import re
+import time
+from functools import partial
+
+from pymemcache.client.base import PooledClient
+from pyramid.exceptions import ConfigurationError
+from pymemcache.client.rendezvous import RendezvousHash
+from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
+
+from ..exceptions import SessionConflictError, StaleRecordError, StoreError
+from ..record import record_from_bytes, record_to_bytes
+from . import NOTHING_CHANGED, AppliedChange
+from .cache import CacheStore, url_error
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 11211
+THIRTY_DAYS = 30 * 86400  # Memcached's limit for a relative expiry
+EXPIRED = -1  # an expiry Memcached treats as already past (0 means never)
+MAX_KEY_LENGTH = 250
+KEY_CHARACTERS = re.compile(r'[!-~]*\Z')  # printable ASCII, no space
+SERVER = re.compile(r'(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?\Z')
+# How often a change re-reads and tries again after losing a cas race it
+# need not fail (a write to a touch; a touch or a delete to anything) before
+# it gives up with a SessionConflictError (pyramid_retry replays the request).
+MAX_RACES = 10
+# A pooled connection the server dropped (it restarted): tried once more on
+# a new connection. A timeout is not retried.
+RECONNECTABLE = (ConnectionError, MemcacheUnexpectedCloseError)
+
+
+def exptime(expires, now=None):
+    """Memcached's expiry for a record that expires at ``expires`` (epoch
+    seconds)."""
+    now = time.time() if now is None else now
+    remaining = math.ceil(expires - now)
+    if remaining <= 0:
+        return EXPIRED
+    if remaining > THIRTY_DAYS:
+        return math.ceil(expires)  # read as a unix time beyond 30 days
+    return remaining
+
+
+def parse_servers(url):
+    """The ``(host, port)`` of each server a ``memcached://`` URL lists."""
+    hosts, _, rest = url.split('://', 1)[1].partition('/')
+    if rest or '?' in hosts or '#' in hosts:
+        raise url_error(url, 'list only servers: '
+                             'memcached://host:port[,host:port...]')
+    servers = []
+    for part in hosts.split(','):
+        match = SERVER.match(part.strip())
+        port = int(match.group(2) or DEFAULT_PORT) if match else 0
+        if not 0 < port < 65536:
+            raise url_error(url, f'{part.strip()!r} is not host:port')
+        server = (match.group(1).strip('[]'), port)
+        if server in servers:
+            raise url_error(url, f'{part.strip()!r} is listed twice')
+        servers.append(server)
+    return servers
+
+
+def server_address(server):
+    host, port = server
+    return f'[{host}]:{port}' if ':' in host else f'{host}:{port}'
+
+
+def _record(item):
+    """The record an item holds; ``None`` for no item or a foreign one."""
+    if item is None:
+        return None
+    try:
+        return record_from_bytes(item)
+    except ValueError:
+        log.error('memcached backend: an item under the session prefix is '
+                  'not a session record; treating it as absent')
+        return None
+
+
+class MemcachedStore(CacheStore):
+    """Sessions as Memcached items (see the module)."""
+
+    name = 'memcached'
+
+    def __init__(self, servers, prefix, connect_timeout, socket_timeout):
+        super().__init__(prefix)
+        self._servers = {server_address(server): server for server in servers}
+        self._hash = RendezvousHash(list(self._servers))
+        self._client_options = dict(
+            connect_timeout=connect_timeout, timeout=socket_timeout,
+            no_delay=True, default_noreply=False)
+        self._pool = (None, {})
+
+    @classmethod
+    def connect(cls, config):
+        """The store for ``config`` (a CacheSettings), after asking each
+        server for its version."""
+        servers = parse_servers(config.url)
+        prefix = config.prefix
+        if (not KEY_CHARACTERS.match(prefix)
+                or len(prefix) + 64 > MAX_KEY_LENGTH):
+            raise _bad_prefix(prefix)
+        store = cls(servers, prefix, config.connect_timeout,
+                    config.socket_timeout)
+        for address, client in store._clients().items():
+            try:
+                client.version()
+            except (MemcacheError, OSError) as error:
+                store.close()
+                raise url_error(config.url, f'cannot reach the memcached '
+                                            f'server at {address}: {error}'
+                                ) from error
+        return store
+
+    def _clients(self):
+        """This process's connection pools, one per server: a forked worker
+        must never share its parent's sockets (their replies would mix)."""
+        pid, clients = self._pool
+        if pid != os.getpid():
+            clients = {address: PooledClient(server, **self._client_options)
+                       for address, server in self._servers.items()}
+            self._pool = (os.getpid(), clients)
+        return clients
+
+    def _call(self, name, command, *args, **kwargs):
+        """Run ``command`` for the item ``name`` on its server; its errors
+        become a StoreError naming the server."""
+        address = self._hash.get_node(name)
+        for attempt in (1, 2):
+            client = self._clients()[address]
+            try:
+                return getattr(client, command)(name, *args, **kwargs)
+            except RECONNECTABLE as error:
+                if attempt == 2:
+                    raise _unreachable(address, error) from error
+            except OSError as error:
+                raise _unreachable(address, error) from error
+            except MemcacheError as error:
+                raise _refused(address, error) from error
+
+    def _gets(self, name):
+        return self._call(name, 'gets')
+
+    def _store(self, name, item, token, expires):
+        """Store ``item`` if the item is still the one ``token`` came with
+        (``None``: if there is still none)."""
+        if token is None:
+            return self._call(name, 'add', item, expire=exptime(expires))
+        return self._call(name, 'cas', item, token, expire=exptime(expires))
+
+    def load(self, key):
+        return _record(self._call(self.server_key(key), 'get'))
+
+    def prepare_write(self, key, record, expected_version):
+        name = self.server_key(key)
+        item = record_to_bytes(record)
+        before, token = self._gets(name)
+        for _ in range(MAX_RACES):
+            current = _record(before)
+            if (None if current is None else current.version) \
+                    != expected_version:
+                raise StaleRecordError(current)
+            if self._store(name, item, token, record.expires):
+                break
+            latest, token = self._gets(name)
+            if latest == item:
+                break  # stored after all: a dropped connection lost the reply
+            before = latest
+        else:
+            raise _raced()
+        return AppliedChange(partial(self._restore, name, item, current))
+
+    def prepare_touch(self, key, accessed, expires):
+        name = self.server_key(key)
+        for _ in range(MAX_RACES):
+            before, token = self._gets(name)
+            current = _record(before)
+            if current is None:
+                return NOTHING_CHANGED  # a record that is gone stays gone
+            item = record_to_bytes(current.touched(accessed, expires))
+            if self._store(name, item, token, expires):
+                return AppliedChange(
+                    partial(self._restore, name, item, current))
+        raise _raced()
+
+    def prepare_delete(self, key):
+        name = self.server_key(key)
+        for _ in range(MAX_RACES):
+            before, token = self._gets(name)
+            if before is None:
+                return NOTHING_CHANGED
+            if self._call(name, 'cas', b'', token, expire=EXPIRED):
+                return AppliedChange(
+                    partial(self._restore, name, None, _record(before)))
+        raise _raced()
+
+    def _restore(self, name, left, previous):
+        """Put ``previous`` (a record or None) back, if the item is still
+        ``left`` (the bytes the change stored, None if it removed it)."""
+        now, token = self._gets(name)
+        if now != left:
+            return  # changed since: the later writer's record stays
+        if previous is not None:
+            self._store(name, record_to_bytes(previous), token,
+                        previous.expires)
+        elif token is not None:
+            self._call(name, 'cas', b'', token, expire=EXPIRED)
+
+    def close(self):
+        for client in self._clients().values():
+            client.close()
+
+
+def _bad_prefix(prefix):
+    return ConfigurationError(
+        f'sessions.cache.prefix: {prefix!r} cannot start a memcached key: '
+        f'use printable ASCII without spaces, at most '
+        f'{MAX_KEY_LENGTH - 64} characters')
+
+
+def _unreachable(address, error):
+    return StoreError(
+        f'memcached backend: cannot reach the server at {address} '
+        f'({error or type(error).__name__}); its sessions are unavailable '
+        f'until it answers again')
+
+
+def _refused(address, error):
+    hint = ''
+    if 'too large' in str(error):
+        hint = (' (memcached keeps items of at most 1 MB unless started '
+                'with a larger -I; keep less in the session)')
+    return StoreError(f'memcached backend: the server at {address} refused '
+                      f'the command: {error}{hint}')
+
+
+def _raced():
+    return SessionConflictError(
+        'memcached backend: the session kept changing under this request')

@@ -1,0 +1,559 @@
+"""The ``cache`` backend on the real servers (Redis at 127.0.0.1:6379,
+Memcached at 127.0.0.1:11211, and the pair 11211 + 11212): its settings,
+what it leaves on the server, the commands a request sends, and concurrent
+requests through the real application.
+
+What the server sees is read from the server itself: the keys and their
+TTLs, and the commands, through Redis ``MONITOR`` and Memcached's
+``watch``, filtered to the test's own key prefix (the servers are shared).
+"""
+import json
+import os
+import socket
+import threading
+import time
+from urllib.parse import unquote
+
+import pytest
+import redis
+from pyramid.exceptions import ConfigurationError
+from webtest import TestApp
+
+from app import make_app, make_wsgi_app
+from functional_support import (
+    age_session, current_record, session_cookie, session_factory)
+
+from pyramid_contrib_sessions import session_factory_from_settings
+from pyramid_contrib_sessions.backends.memcached import (
+    MemcachedStore, exptime)
+from pyramid_contrib_sessions.backends.redis import RedisStore
+from pyramid_contrib_sessions.keys import store_key
+from pyramid_contrib_sessions.record import SessionRecord
+
+CACHE_BACKENDS = ['redis', 'memcached', 'memcached_pair']
+TWO_WEEKS = 1209600
+SIXTY_DAYS = 60 * 86400
+
+
+@pytest.fixture(params=CACHE_BACKENDS)
+def cache_backend(request):
+    """The settings of each cache server setup in turn."""
+    return request.getfixturevalue('backend_' + request.param)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def session_id(app):
+    return session_cookie(app).rpartition('.')[0]
+
+
+# what a server holds
+
+
+class RedisServer:
+    """The Redis of a ``backend_redis`` settings dict, read directly."""
+
+    def __init__(self, settings):
+        self.prefix = settings['sessions.cache.prefix']
+        self.client = redis.Redis.from_url(settings['sessions.cache.url'])
+
+    def keys(self):
+        return {key.decode() for key in
+                self.client.scan_iter(match=self.prefix + '*', count=1000)}
+
+    def raw(self, key):
+        return b''.join(
+            part for pair in self.client.hgetall(key).items() for part in pair)
+
+    def ttl(self, key):
+        return self.client.pttl(key) / 1000
+
+    def watch(self):
+        return RedisCommands(self)
+
+
+class MemcachedServers:
+    """The memcached servers of a ``backend_memcached*`` settings dict, read
+    directly over the text protocol."""
+
+    def __init__(self, settings):
+        self.prefix = settings['sessions.cache.prefix']
+        hosts = settings['sessions.cache.url'].split('://', 1)[1]
+        self.addresses = [(host, int(port)) for host, port in
+                          (part.split(':') for part in hosts.split(','))]
+
+    def ask(self, address, command):
+        """The first line of the reply to one command, and the value that
+        follows it for a meta-get hit (``VA``)."""
+        with socket.create_connection(address, timeout=5) as connection:
+            connection.sendall(command.encode() + b'\r\n')
+            reply = connection.makefile('rb')
+            line = reply.readline()
+            if line.startswith(b'VA '):
+                return line, reply.read(int(line.split()[1]) + 2)[:-2]
+            return line, None
+
+    def holder(self, key):
+        """The one server that holds ``key`` (``None`` if none does)."""
+        holders = [address for address in self.addresses
+                   if self.ask(address, f'mg {key}')[0] != b'EN\r\n']
+        assert len(holders) <= 1, f'{key} is on several servers: {holders}'
+        return holders[0] if holders else None
+
+    def raw(self, key):
+        return self.ask(self.holder(key), f'mg {key} v')[1]
+
+    def ttl(self, key):
+        line = self.ask(self.holder(key), f'mg {key} t')[0].decode()
+        assert line.startswith('HD t'), line
+        return int(line.split()[1][1:])
+
+    def watch(self):
+        return MemcachedCommands(self)
+
+
+def server_of(settings):
+    if settings['sessions.cache.url'].startswith('redis'):
+        return RedisServer(settings)
+    return MemcachedServers(settings)
+
+
+class RedisCommands:
+    """The commands Redis runs on the test's keys while the block runs,
+    scripts' inner commands included (``MONITOR``)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.commands = []
+
+    def __enter__(self):
+        self._monitor = self.server.client.monitor()
+        self._monitor.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        marker = self.server.prefix + 'end-of-watch'
+        self.server.client.get(marker)
+        while True:
+            command = self._monitor.next_command()
+            if marker in command['command']:
+                break
+            if self.server.prefix in command['command']:
+                self.commands.append(command['command'].split())
+        self._monitor.__exit__(*exc_info)
+
+    def names(self):
+        return [command[0] for command in self.commands]
+
+
+class MemcachedLog:
+    """One memcached server's log of reads and stores
+    (``watch fetchers mutations``), line by line."""
+
+    def __init__(self, address):
+        self._connection = socket.create_connection(address, timeout=5)
+        self._connection.sendall(b'watch fetchers mutations\r\n')
+        assert self._connection.recv(4) == b'OK\r\n'
+        self._buffer = b''
+
+    def lines(self):
+        """The lines that arrived next, by number (``gid``), each as its
+        fields."""
+        data = self._connection.recv(65536)
+        *complete, self._buffer = (self._buffer + data).split(b'\n')
+        lines = {}
+        for line in complete:
+            fields = dict(part.split('=', 1) for part in
+                          line.decode().split() if '=' in part)
+            if 'gid' in fields:
+                fields['key'] = unquote(fields.get('key', ''))
+                lines[int(fields['gid'])] = fields
+        return lines
+
+    def close(self):
+        self._connection.close()
+
+
+class MemcachedCommands:
+    """What the memcached servers did to the test's keys while the block
+    ran: ``('get', key)`` for a read, ``(command, key)`` for a store
+    (``add``, ``cas``, ``set``...).
+
+    Memcached's log merges its worker threads' lines out of order, so the
+    block is framed by two marker reads and every line numbered between
+    them is waited for."""
+
+    GAP_WAIT = 2  # seconds to wait for lines numbered before the end marker
+
+    def __init__(self, server):
+        self.server = server
+        self.commands = []
+
+    def __enter__(self):
+        self._logs = [MemcachedLog(address)
+                      for address in self.server.addresses]
+        self._starts = [self._mark(address, log, 'start')[0]
+                        for address, log in zip(self.server.addresses,
+                                                self._logs)]
+        return self
+
+    def __exit__(self, *exc_info):
+        for address, log, start in zip(self.server.addresses, self._logs,
+                                       self._starts):
+            end, lines = self._mark(address, log, 'end')
+            deadline = time.monotonic() + self.GAP_WAIT
+            while (set(range(start + 1, end)) - set(lines)
+                   and time.monotonic() < deadline):
+                lines.update(log.lines())
+            log.close()
+            self.commands += [
+                (fields.get('cmd', 'get'), fields['key'])
+                for gid, fields in sorted(lines.items())
+                if start < gid < end
+                and fields['key'].startswith(self.server.prefix)]
+
+    def _mark(self, address, log, name):
+        """Read a marker key; the number of its log line, and the lines
+        seen before it, by number."""
+        marker = f'{self.server.prefix}{name}-of-watch'
+        self.server.ask(address, f'get {marker}')
+        lines = {}
+        while True:
+            lines.update(log.lines())
+            for gid, fields in lines.items():
+                if fields['key'] == marker:
+                    return gid, lines
+
+    def names(self):
+        return [name for name, _ in self.commands]
+
+
+# settings
+
+
+def cache_settings(url, **more):
+    return {'sessions.backend': 'cache', 'sessions.cache.url': url,
+            **{f'sessions.cache.{name}': value
+               for name, value in more.items()}}
+
+
+@pytest.mark.parametrize('url, problem', [
+    ('http://127.0.0.1:6379/0', 'unsupported scheme'),
+    ('redis://[::1/0', 'Invalid IPv6 URL'),
+    ('redis://127.0.0.1:port/0', 'Port could not be cast'),
+    ('redis://127.0.0.1:6379/zero', 'database number'),
+    ('memcached://', 'is not host:port'),
+    ('memcached://127.0.0.1:11211/0', 'list only servers'),
+    ('memcached://127.0.0.1:99999', 'is not host:port'),
+    ('memcached://127.0.0.1:11211,127.0.0.1:11211', 'listed twice'),
+])
+def test_unusable_url_is_refused_at_startup_naming_the_setting(url, problem):
+    with pytest.raises(ConfigurationError,
+                       match=f'sessions.cache.url: .*{problem}'):
+        session_factory_from_settings(cache_settings(url))
+
+
+def test_a_refused_url_is_shown_without_its_password():
+    with pytest.raises(ConfigurationError) as refused:
+        session_factory_from_settings(
+            cache_settings('redis://user:s3cret@127.0.0.1:6379/zero'))
+    assert 'user:***@127.0.0.1' in str(refused.value)
+    assert 's3cret' not in str(refused.value)
+
+
+@pytest.mark.parametrize('settings, message', [
+    ({'sessions.backend': 'cache'}, 'sessions.cache.url: required'),
+    (cache_settings('redis://127.0.0.1/0', socket_timeout='soon'),
+     'sessions.cache.socket_timeout: .* not a positive number'),
+    (cache_settings('redis://127.0.0.1/0', connect_timeout='0'),
+     'sessions.cache.connect_timeout: .* not a positive number'),
+    (cache_settings('redis://127.0.0.1/0', timeout='5'),
+     'sessions.cache.timeout: unknown setting'),
+    (cache_settings('memcached://127.0.0.1', prefix='my sessions:'),
+     'sessions.cache.prefix: .* cannot start a memcached key'),
+])
+def test_bad_setting_is_refused_at_startup_naming_it(settings, message):
+    with pytest.raises(ConfigurationError, match=message):
+        session_factory_from_settings(settings)
+
+
+@pytest.mark.parametrize('backend', ['redis', 'memcached'])
+def test_unreachable_server_is_refused_at_startup(backend):
+    port = free_port()  # nothing listens there
+    with pytest.raises(ConfigurationError,
+                       match=f'sessions.cache.url: .*cannot reach the '
+                             f'{backend} server at 127.0.0.1:{port}'):
+        session_factory_from_settings(
+            cache_settings(f'{backend}://127.0.0.1:{port}',
+                           connect_timeout='0.5'))
+
+
+@pytest.mark.parametrize('backend, store_class', [
+    ('redis', RedisStore), ('memcached', MemcachedStore),
+    ('memcached_pair', MemcachedStore)])
+def test_url_scheme_chooses_the_store(request, factory_for, backend,
+                                      store_class):
+    store = factory_for(request.getfixturevalue('backend_' + backend)).store
+    assert type(store) is store_class
+    assert store.expires_natively
+    assert store.count_expired(time.time() + SIXTY_DAYS) == 0
+
+
+# what the server holds
+
+
+def test_a_session_is_stored_under_the_prefixed_hash_of_its_id(
+        cache_backend):
+    app = make_app(cache_backend)
+    app.get('/set', {'key': 'a', 'value': '1'})
+    server = server_of(cache_backend)
+    key = server.prefix + store_key(session_id(app))
+    assert server.raw(key)  # there, under the hash
+    assert session_id(app).encode() not in server.raw(key)
+    if isinstance(server, RedisServer):
+        assert server.keys() == {key}
+
+
+def test_the_default_prefix_is_session(backend_redis):
+    settings = {**backend_redis}
+    del settings['sessions.cache.prefix']
+    app = make_app(settings)
+    app.get('/set', {'key': 'a', 'value': '1'})
+    server = RedisServer(backend_redis)
+    key = 'session:' + store_key(session_id(app))
+    try:
+        assert server.raw(key)
+    finally:
+        server.client.delete(key)
+
+
+def test_sessions_are_spread_over_both_memcached_servers(
+        backend_memcached_pair):
+    server = server_of(backend_memcached_pair)
+    holders = []
+    for _ in range(16):
+        app = make_app(backend_memcached_pair)
+        app.get('/set', {'key': 'a', 'value': '1'})
+        holders.append(server.holder(server.prefix
+                                     + store_key(session_id(app))))
+        assert app.get('/get', {'key': 'a'}).json['value'] == 1
+    assert set(holders) == set(server.addresses)
+
+
+@pytest.mark.parametrize('expiry, lifetime', [
+    (None, TWO_WEEKS),
+    (60, 60),
+    # beyond memcached's 30 days, sent as a unix time: read as seconds it
+    # would mean 1970, and the session would be gone at once
+    (SIXTY_DAYS, SIXTY_DAYS),
+])
+def test_the_server_expires_the_record_when_the_session_expires(
+        cache_backend, expiry, lifetime):
+    app = make_app(cache_backend)
+    app.get('/expiry', {'value': json.dumps(expiry)})
+    server = server_of(cache_backend)
+    key = server.prefix + store_key(session_id(app))
+    # memcached's clock ticks in whole seconds and may run 2 s apart
+    assert abs(server.ttl(key) - lifetime) <= 3
+    assert abs(current_record(app).expires - time.time() - lifetime) < 3
+    assert app.get('/get', {'key': 'touched'}).json['value'] is True
+
+
+def test_memcached_expiry_rule():
+    now = 1_800_000_000
+    assert exptime(now + 60.2, now) == 61
+    assert exptime(now + 30 * 86400, now) == 30 * 86400
+    assert exptime(now + 30 * 86400 + 1, now) == now + 30 * 86400 + 1
+    assert exptime(now - 5, now) == -1  # 0 would mean "never"
+
+
+# the commands a request sends
+
+
+def test_read_only_request_sends_no_write_command(cache_backend):
+    app = make_app(cache_backend)
+    app.get('/set', {'key': 'n', 'value': '1'})
+    server = server_of(cache_backend)
+    with server.watch() as watched:
+        assert app.get('/get').json['value'] == 1
+        assert app.get('/get').json['value'] == 1
+    read = ['HGETALL'] if isinstance(server, RedisServer) else ['get']
+    assert watched.names() == read * 2
+
+
+def test_untouched_request_sends_no_command(cache_backend):
+    app = make_app(cache_backend)
+    app.get('/set', {'key': 'n', 'value': '1'})
+    with server_of(cache_backend).watch() as watched:
+        app.get('/untouched')
+    assert watched.names() == []
+
+
+def test_refreshing_the_expiry_does_not_rewrite_redis_data(backend_redis):
+    app = make_app({**backend_redis, 'sessions.timeout': '100',
+                    'sessions.reissue_time': '10'})
+    app.get('/set', {'key': 'n', 'value': '1'})
+    aged = age_session(app, created_by=11, accessed_by=11)
+    server = server_of(backend_redis)
+    with server.watch() as watched:
+        app.get('/get')
+    writes = [command for command in watched.commands
+              if command[0] not in ('HGETALL', 'HMGET', 'EVALSHA')]
+    assert [command[0] for command in writes] == ['HSET', 'PEXPIREAT']
+    assert writes[0][2::2] == ['accessed', 'expires']  # the fields set
+    after = current_record(app)
+    assert (after.data, after.version) == (aged.data, aged.version)
+    assert after.expires > aged.expires
+
+
+def test_refreshing_the_expiry_is_one_cas_on_memcached(backend_memcached):
+    app = make_app({**backend_memcached, 'sessions.timeout': '100',
+                    'sessions.reissue_time': '10'})
+    app.get('/set', {'key': 'n', 'value': '1'})
+    aged = age_session(app, created_by=11, accessed_by=11)
+    with server_of(backend_memcached).watch() as watched:
+        app.get('/get')
+    assert [name for name in watched.names() if name != 'get'] == ['cas']
+    after = current_record(app)
+    assert (after.data, after.version) == (aged.data, aged.version)
+
+
+# an abort never undoes a later writer's record
+
+
+def record(version, data=b'{"n":1}'):
+    now = time.time()
+    return SessionRecord(data=data, version=version, created=now,
+                         accessed=now, expires=now + 600)
+
+
+def later_write(store, key):
+    current = store.load(key)
+    store.prepare_write(key, record(current.version + 1, b'{"later":1}'),
+                        current.version).commit()
+
+
+@pytest.mark.parametrize('change', ['write', 'touch', 'delete'])
+def test_abort_keeps_a_record_written_after_the_change(store_of, change):
+    store = store_of()
+    key = store_key('x' * 43)
+    store.prepare_write(key, record(1), None).commit()
+    prepared = {
+        'write': lambda: store.prepare_write(key, record(2), 1),
+        'touch': lambda: store.prepare_touch(key, time.time() + 1,
+                                             time.time() + 900),
+        'delete': lambda: store.prepare_delete(key),
+    }[change]()
+    if change == 'delete':
+        store.prepare_write(key, record(1, b'{"later":1}'), None).commit()
+    else:
+        later_write(store, key)
+    later = store.load(key)
+    prepared.abort()
+    assert store.load(key) == later
+
+
+@pytest.fixture
+def store_of(cache_backend, factory_for):
+    return lambda: factory_for(cache_backend).store
+
+
+# concurrency through the application
+
+
+def run_threads(count, work):
+    """``work(index)`` in ``count`` threads at once; the first error any of
+    them raised is raised here."""
+    errors = []
+    start = threading.Barrier(count)
+
+    def run(index):
+        try:
+            start.wait()
+            work(index)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(index,))
+               for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        errors[0].add_note(f'{len(errors)} of {count} threads failed')
+        raise errors[0]
+
+
+def clients_of_one_session(settings, count, retry_attempts):
+    """``count`` TestApps on one WSGI app, all presenting one session's
+    cookie."""
+    wsgi_app = make_wsgi_app(settings, retry_attempts=retry_attempts)
+    first = TestApp(wsgi_app)
+    first.get('/set', {'key': 'started', 'value': 'true'})
+    name = session_factory(first).options.cookie_name
+    clients = []
+    for _ in range(count):
+        client = TestApp(wsgi_app)
+        client.set_cookie(name, session_cookie(first))
+        clients.append(client)
+    return first, clients
+
+
+WRITERS, INCREMENTS = 8, 25
+
+
+def test_concurrent_increments_of_one_key_are_never_lost(cache_backend):
+    first, clients = clients_of_one_session(cache_backend, WRITERS,
+                                            retry_attempts=200)
+    run_threads(WRITERS, lambda index: [
+        clients[index].get('/incr') for _ in range(INCREMENTS)])
+    assert first.get('/get').json['value'] == WRITERS * INCREMENTS
+
+
+def test_concurrent_writes_of_different_keys_merge_without_retry(
+        cache_backend):
+    first, clients = clients_of_one_session(cache_backend, WRITERS,
+                                            retry_attempts=0)
+    run_threads(WRITERS, lambda index: [
+        clients[index].get('/incr', {'key': f'k{index}'})
+        for _ in range(INCREMENTS)])
+    assert first.get('/get').json['data'] == {
+        'started': True, **{f'k{index}': INCREMENTS
+                            for index in range(WRITERS)}}
+
+
+# one connection pool per process
+
+
+def test_a_forked_worker_never_shares_its_parents_connections(
+        cache_backend, factory_for):
+    """A child process and its parent read different sessions at once
+    through the store the parent opened before the fork: each must get its
+    own record every time (shared sockets would mix their replies)."""
+    store = factory_for(cache_backend).store
+    mine, theirs = store_key('p' * 43), store_key('c' * 43)
+    for key in (mine, theirs):
+        store.prepare_write(key, record(1, key.encode()), None).commit()
+    assert store.load(mine).data == mine.encode()  # the pool is in use
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - reported through the pipe
+        os.close(reader)
+        try:
+            wrong = sum(store.load(theirs).data != theirs.encode()
+                        for _ in range(300))
+            os.write(writer, str(wrong).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    wrong_here = sum(store.load(mine).data != mine.encode()
+                     for _ in range(300))
+    with os.fdopen(reader) as pipe:
+        wrong_there = pipe.read()
+    os.waitpid(child, 0)
+    assert (wrong_here, wrong_there) == (0, '0')

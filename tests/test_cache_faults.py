@@ -1,0 +1,325 @@
+"""The ``cache`` backend when its server fails: killed, stuck, refusing a
+record, then back, all on servers these tests start themselves on free
+ports (the machine's shared Redis is never touched). Also the ways of
+reaching Redis that need a server set up for them: a unix socket and TLS.
+
+The application under test is never restarted: it must report each fault
+as a clear StoreError naming the backend and the server, recover by itself
+when the server returns, and never hand a client another session.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+from webtest import TestApp
+
+from app import make_app
+from conftest import require_server
+
+from pyramid_contrib_sessions.exceptions import StoreError
+
+START_WITHIN = 10  # seconds for a server of our own to accept connections
+SOCKET_TIMEOUT = 0.5  # seconds: how long the app waits on a stuck server
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def accepting(port):
+    try:
+        socket.create_connection(('127.0.0.1', port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+class ServerProcess:
+    """A server of the test's own on a free loopback port, to kill, pause
+    and restart (on the same port) at will."""
+
+    def __init__(self, name, argv_for_port, ready=None):
+        program = argv_for_port(0)[0]
+        require_server(f'{program} (to start one of our own)',
+                       shutil.which(program), f'apt-get install {program}')
+        self.name = name
+        self.port = free_port()
+        self._argv = argv_for_port(self.port)
+        self._ready = ready or (lambda: accepting(self.port))
+        self.process = None
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen(self._argv, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_WITHIN
+        while not self._ready():
+            assert self.process.poll() is None, f'{self._argv} exited'
+            assert time.monotonic() < deadline, f'{self._argv} did not start'
+            time.sleep(0.01)
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait()
+
+    def pause(self):
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self):
+        self.resume()
+        self.kill()
+
+
+def redis_argv(directory, *extra):
+    return lambda port: [
+        'redis-server', '--port', str(port), '--bind', '127.0.0.1',
+        '--save', '', '--appendonly', 'no', '--dir', str(directory), *extra]
+
+
+def memcached_argv(port):
+    run_as = ['-u', 'root'] if os.geteuid() == 0 else []
+    return ['memcached', *run_as, '-l', '127.0.0.1', '-p', str(port), '-U',
+            '0']
+
+
+def start_server(backend, tmp_path):
+    if backend == 'redis':
+        return ServerProcess('redis', redis_argv(tmp_path))
+    return ServerProcess('memcached', memcached_argv)
+
+
+def settings_for(server):
+    scheme = 'redis' if server.name == 'redis' else 'memcached'
+    return {'sessions.backend': 'cache',
+            'sessions.cache.url': f'{scheme}://127.0.0.1:{server.port}',
+            'sessions.cache.connect_timeout': str(SOCKET_TIMEOUT),
+            'sessions.cache.socket_timeout': str(SOCKET_TIMEOUT)}
+
+
+@pytest.fixture(params=['redis', 'memcached'])
+def server(request, tmp_path):
+    """A Redis, then a Memcached, of the test's own."""
+    process = start_server(request.param, tmp_path)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def app(server):
+    return make_app(settings_for(server))
+
+
+def store_value(client, key, value):
+    return client.get('/set', {'key': key, 'value': json.dumps(value)})
+
+
+def failure_of(server):
+    """What a StoreError for ``server`` being unreachable says."""
+    return (f'{server.name} backend: cannot reach the server at '
+            f'127\\.0\\.0\\.1:{server.port}')
+
+
+def test_a_dead_server_is_a_clear_error_until_it_returns(server, app):
+    alice = app
+    store_value(alice, 'who', 'alice')
+    server.kill()
+    with pytest.raises(StoreError, match=failure_of(server)):
+        alice.get('/get')  # reading the session
+    with pytest.raises(StoreError, match=failure_of(server)):
+        store_value(TestApp(app.app), 'who', 'carol')  # writing one
+    assert alice.get('/untouched').status_int == 200  # no session, no error
+    server.start()
+    # the server kept nothing: alice starts afresh, without an error
+    body = alice.get('/get').json
+    assert body['new'] is True and body['data'] == {}
+    bob = TestApp(app.app)
+    store_value(bob, 'who', 'bob')
+    store_value(alice, 'who', 'alice')
+    assert alice.get('/get').json['data'] == {'who': 'alice'}
+    assert bob.get('/get').json['data'] == {'who': 'bob'}
+
+
+def test_a_stuck_server_times_out_and_its_late_reply_reaches_nobody(
+        server, app):
+    """The reply a stuck server owes a timed-out request must not be read
+    as the answer to the next request on the same connection."""
+    alice, bob = app, TestApp(app.app)
+    store_value(alice, 'who', 'alice')
+    store_value(bob, 'who', 'bob')
+    for _ in range(3):
+        server.pause()
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=server.name):
+            alice.get('/get')
+        assert time.monotonic() - started < 10 * SOCKET_TIMEOUT
+        server.resume()
+        assert bob.get('/get').json['data'] == {'who': 'bob'}
+        assert alice.get('/get').json['data'] == {'who': 'alice'}
+
+
+def test_killed_and_restarted_under_traffic(server, app):
+    """Clients keep counting in their own sessions while the server is
+    killed and restarted: each request counts or fails with a StoreError,
+    no client ever sees another's key, and counting resumes."""
+    clients = [TestApp(app.app) for _ in range(4)]
+    stop, restarted = threading.Event(), threading.Event()
+    seen = [[] for _ in clients]  # per client: (after restart?, outcome)
+
+    def count(index):
+        while not stop.is_set():
+            after_restart = restarted.is_set()
+            try:
+                data = clients[index].get('/incr', {'key': f'k{index}'}).json
+                seen[index].append((after_restart, set(data['data'])))
+            except Exception as error:  # checked below: StoreError only
+                seen[index].append((after_restart, error))
+
+    threads = [threading.Thread(target=count, args=(index,))
+               for index in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.2)
+        server.kill()
+        time.sleep(0.3)
+        server.start()
+        restarted.set()
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    outcomes = [outcome for client in seen for _, outcome in client]
+    errors = [outcome for outcome in outcomes
+              if isinstance(outcome, Exception)]
+    assert errors, 'no request failed while the server was down'
+    for error in errors:
+        assert isinstance(error, StoreError), repr(error)
+        assert server.name in str(error)
+    for index, client in enumerate(seen):
+        assert all(outcome == {f'k{index}'} for _, outcome in client
+                   if not isinstance(outcome, Exception))
+        assert any(after and outcome == {f'k{index}'}
+                   for after, outcome in client), 'no success after restart'
+
+
+def test_one_dead_memcached_of_two_fails_only_its_own_sessions(tmp_path):
+    """No failover: a session whose server is down is an error naming that
+    server (never silently another server's empty slot), the sessions on
+    the other server go on, and the returning server serves its own."""
+    dead, alive = (start_server('memcached', tmp_path) for _ in range(2))
+    try:
+        app = make_app({
+            **settings_for(dead),
+            'sessions.cache.url': f'memcached://127.0.0.1:{dead.port},'
+                                  f'127.0.0.1:{alive.port}'})
+        clients = [TestApp(app.app) for _ in range(16)]
+        for index, client in enumerate(clients):
+            store_value(client, 'who', index)
+        dead.kill()
+        on_dead = set()
+        for index, client in enumerate(clients):
+            try:
+                assert client.get('/get').json['data'] == {'who': index}
+            except StoreError as error:
+                assert f'127.0.0.1:{dead.port}' in str(error)
+                on_dead.add(index)
+        assert 0 < len(on_dead) < len(clients)
+        dead.start()
+        for index, client in enumerate(clients):
+            expected = {} if index in on_dead else {'who': index}
+            assert client.get('/get').json['data'] == expected
+    finally:
+        dead.stop()
+        alive.stop()
+
+
+# limits
+
+
+def test_an_item_over_memcached_s_size_limit_is_a_clear_error(tmp_path):
+    server = start_server('memcached', tmp_path)
+    try:
+        app = make_app(settings_for(server))
+        store_value(app, 'n', 1)
+        with pytest.raises(StoreError, match=(
+                f'memcached backend: the server at 127.0.0.1:{server.port} '
+                f'refused the command: .*too large.*1 MB')):
+            app.post('/set', {'key': 'big',
+                              'value': json.dumps('x' * 2 ** 21)})
+        assert app.get('/get').json['data'] == {'n': 1}
+    finally:
+        server.stop()
+
+
+def test_redis_out_of_memory_is_a_clear_error_until_memory_is_freed(tmp_path):
+    server = start_server('redis', tmp_path)
+    admin = redis.Redis(port=server.port)
+    try:
+        app = make_app(settings_for(server))
+        store_value(app, 'n', 1)
+        admin.config_set('maxmemory-policy', 'noeviction')
+        admin.config_set('maxmemory', 1)  # bytes: every write is refused
+        with pytest.raises(StoreError, match=(
+                f'redis backend: the server at 127.0.0.1:{server.port} db 0 '
+                f'is out of memory')):
+            store_value(app, 'n', 2)
+        assert app.get('/get').json['data'] == {'n': 1}
+        admin.config_set('maxmemory', 0)
+        store_value(app, 'n', 2)
+        assert app.get('/get').json['data'] == {'n': 2}
+    finally:
+        admin.close()
+        server.stop()
+
+
+# other ways of reaching Redis
+
+
+def round_trip(settings):
+    app = make_app({'sessions.backend': 'cache', **settings})
+    store_value(app, 'n', 1)
+    assert app.get('/incr').json['data'] == {'n': 2}
+
+
+def test_redis_over_a_unix_socket(tmp_path):
+    path = tmp_path / 'redis.sock'
+    server = ServerProcess(
+        'redis', redis_argv(tmp_path, '--unixsocket', str(path)),
+        ready=path.exists)
+    try:
+        round_trip({'sessions.cache.url': f'unix://{path}?db=1'})
+    finally:
+        server.stop()
+
+
+def test_redis_over_tls(tmp_path):
+    certificate, key = tmp_path / 'cert.pem', tmp_path / 'key.pem'
+    subprocess.run(
+        ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+         'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+         '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+         '-keyout', str(key), '-out', str(certificate)],
+        check=True, capture_output=True)
+    server = ServerProcess('redis', lambda port: redis_argv(  # TLS only
+        tmp_path, '--tls-port', str(port), '--tls-cert-file',
+        str(certificate), '--tls-key-file', str(key), '--tls-ca-cert-file',
+        str(certificate), '--tls-auth-clients', 'no')(0))
+    try:
+        round_trip({'sessions.cache.url':
+                    f'rediss://127.0.0.1:{server.port}/0'
+                    f'?ssl_ca_certs={certificate}'})
+    finally:
+        server.stop()
