@@ -12,23 +12,23 @@ requires = [
     'zope.interface',
     'WebOb',
     # zodb is the default backend, so its runtime comes with the package
-    'ZODB',
-    'BTrees',
-    'persistent',
-    'zodburi',
+    'ZODB>=5.6',
+    'BTrees>=4.7',
+    'persistent>=4.6',
+    'zodburi>=2.5',
     'tqdm',  # clearsessions' progress bar on a terminal
 ]
 
 extras = {
-    'sql': ['SQLAlchemy>=2', 'zope.sqlalchemy'],
-    'postgresql': ['psycopg[binary]>=3'],
-    'mysql': ['PyMySQL'],
+    'sql': ['SQLAlchemy>=2.0.28', 'zope.sqlalchemy>=3.1'],
+    'postgresql': ['psycopg[binary]>=3.1'],
+    'mysql': ['PyMySQL>=1.0'],
     'redis': ['redis>=4.6'],
     'memcached': ['pymemcache>=4.0'],
-    'zeo': ['ZEO'],
+    'zeo': ['ZEO>=5.2'],
     # RelStorage's own [postgresql] extra builds psycopg2 from source; the
     # binary wheel provides the same module without a compiler or libpq-dev.
-    'relstorage': ['RelStorage', 'psycopg2-binary'],
+    'relstorage': ['RelStorage>=4.0', 'psycopg2-binary>=2.8'],
     'encryption': ['cryptography'],
     'demo': ['pyramid_tm', 'pyramid_retry', 'waitress'],
 }

@@ -9,6 +9,7 @@ response must carry; on abort it drops them, and the response carries no
 cookie change.
 """
 import logging
+import random
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 # version means another writer committed, so a busy session can need many
 # clean merges in a row; the bound only stops a pathological loop.
 MAX_MERGES = 100
+# After this many stale versions in a row a writer waits a random moment
+# (up to MERGE_BACKOFF seconds times the attempt) before it tries again, so
+# busy writers of one session do not keep overtaking each other.
+EAGER_MERGES = 3
+MERGE_BACKOFF = 0.002
 DEFAULT_SORT_KEY = '~~pyramid_contrib_sessions'
 
 
@@ -244,7 +250,10 @@ class SessionDataManager:
 
     def _prepare_write(self, key, record, expected_version):
         store = self._factory.store
-        for _ in range(MAX_MERGES):
+        for attempt in range(MAX_MERGES):
+            if attempt >= EAGER_MERGES:
+                # writers that keep meeting step out of each other's way
+                time.sleep(random.uniform(0, MERGE_BACKOFF * attempt))
             try:
                 prepared = store.prepare_write(key, record, expected_version)
             except StaleRecordError as stale:

@@ -163,3 +163,63 @@ def make_wsgi_app(settings, tm=True, retry_attempts=0):
 def make_app(settings, tm=True, retry_attempts=0):
     """A WebTest ``TestApp`` over :func:`make_wsgi_app`."""
     return TestApp(make_wsgi_app(settings, tm, retry_attempts))
+
+
+# Views added for the functional suites (test_functional, test_expiry,
+# test_flash_csrf): appended, so the ones above keep their meaning.
+
+from transaction.interfaces import TransientError  # noqa: E402
+
+
+class RetryableViewError(TransientError):
+    """Raised by /incr_then_retry on a request's first attempt: a
+    TransientError, so pyramid_retry replays the request."""
+
+
+def view_times(request):
+    session = request.session
+    return _answer(request, created=session.created,
+                   accessed=session.accessed,
+                   expiry_age=session.get_expiry_age())
+
+
+def view_flash_once(request):
+    request.session.flash(request.params['msg'],
+                          queue=request.params.get('queue', ''),
+                          allow_duplicate=False)
+    return _answer(request)
+
+
+def view_new_csrf(request):
+    return _answer(request, token=request.session.new_csrf_token())
+
+
+def view_incr_then_retry(request):
+    """Increments, then fails retryably on the first attempt only (the
+    attempt number comes from pyramid_retry's ``retry.attempt``)."""
+    view_incr(request)
+    attempt = request.environ.get('retry.attempt', 0)
+    if attempt == 0:
+        raise RetryableViewError('first attempt fails after changing the '
+                                 'session')
+    return _answer(request, attempt=attempt)
+
+
+VIEWS.update({
+    'times': view_times, 'flash_once': view_flash_once,
+    'new_csrf': view_new_csrf, 'incr_then_retry': view_incr_then_retry,
+})
+
+
+# Views added for test_hostile: appended, so the ones above keep their
+# meaning.
+
+def view_set_unserializable(request):
+    """Changes one key, then stores a value JSON cannot take under 'bad';
+    answers in plain text, as the session cannot be shown as JSON."""
+    request.session['also'] = 'from a request whose session cannot be saved'
+    request.session['bad'] = set()
+    return Response('stored a set')
+
+
+VIEWS.update({'set_unserializable': view_set_unserializable})

@@ -1,0 +1,216 @@
+"""What the functional suites look at: the Set-Cookie headers a client
+received, and what the store holds, read through the application's own
+session factory (never a second copy of its logic)."""
+import contextlib
+from dataclasses import dataclass, replace
+
+from pyramid.config import Configurator
+from pyramid.interfaces import ISessionFactory
+from pyramid_retry import IBeforeRetry
+from webtest import TestApp
+
+from app import make_app, make_wsgi_app
+
+from pyramid_contrib_sessions import SessionMiddleware
+from pyramid_contrib_sessions.keys import store_key
+from pyramid_contrib_sessions.session import expiry_time
+
+
+@dataclass(frozen=True)
+class SetCookie:
+    """One parsed ``Set-Cookie`` header; attribute names are lower-cased,
+    flags (``secure``, ``httponly``) map to ``''``."""
+
+    name: str
+    value: str
+    attributes: dict
+
+    @property
+    def deletes(self):
+        return self.attributes.get('max-age') == '0'
+
+    @property
+    def max_age(self):
+        age = self.attributes.get('max-age')
+        return None if age is None else int(age)
+
+
+def parse_set_cookie(header):
+    name_value, *parts = [part.strip() for part in header.split(';')]
+    name, _, value = name_value.partition('=')
+    attributes = {}
+    for part in parts:
+        key, _, attribute = part.partition('=')
+        attributes[key.lower()] = attribute
+    return SetCookie(name, value, attributes)
+
+
+def set_cookies(response):
+    """Every ``Set-Cookie`` of ``response``, parsed."""
+    return [parse_set_cookie(header)
+            for header in response.headers.getall('Set-Cookie')]
+
+
+def the_set_cookie(response):
+    """The one ``Set-Cookie`` ``response`` must carry."""
+    cookies = set_cookies(response)
+    assert len(cookies) == 1, f'expected one Set-Cookie, got {cookies}'
+    return cookies[0]
+
+
+def varies_on_cookie(response):
+    return 'Cookie' in (response.vary or ())
+
+
+def session_factory(app):
+    """The SessionFactory behind TestApp ``app``: a Pyramid application's,
+    or a SessionMiddleware's."""
+    if isinstance(app.app, SessionMiddleware):
+        return app.app.factory
+    return app.app.registry.queryUtility(ISessionFactory)
+
+
+def is_server_side(app):
+    return session_factory(app).store is not None
+
+
+def session_cookie(app):
+    """The session cookie value in ``app``'s cookie jar, or None."""
+    return app.cookies.get(session_factory(app).options.cookie_name)
+
+
+def record_for(app, cookie_value):
+    """The SessionRecord a cookie value leads to (from the store, or from
+    the cookie itself for the cookie backend), or None."""
+    decoded = session_factory(app).codec.decode(cookie_value)
+    return None if decoded is None else decoded[1]
+
+
+def current_record(app):
+    """The record of ``app``'s client's session, or None."""
+    value = session_cookie(app)
+    return None if value is None else record_for(app, value)
+
+
+def current_data(app):
+    """The data of ``app``'s client's session as stored, or None."""
+    record = current_record(app)
+    if record is None:
+        return None
+    return session_factory(app).serializer.loads(record.data)
+
+
+def make_tracked_app(settings, **kwargs):
+    """``app.make_app``, with its store's writes journaled so that
+    :func:`stored_count` can tell what the store holds."""
+    return track_writes(make_app(settings, **kwargs))
+
+
+def track_writes(app):
+    """Journal the keys ``app``'s store is asked to write (the one way a
+    record gets in). Stores cannot list their records (memcached cannot),
+    but each can load a key it was given."""
+    store = session_factory(app).store
+    if store is not None:
+        prepare_write = store.prepare_write
+
+        def journaled(key, record, expected_version):
+            journaled.keys.add(key)
+            return prepare_write(key, record, expected_version)
+
+        journaled.keys = set()
+        store.prepare_write = journaled
+    return app
+
+
+def stored_count(app):
+    """How many records the server-side store of ``app`` (made by
+    :func:`make_tracked_app` or passed to :func:`track_writes`) holds."""
+    store = session_factory(app).store
+    keys = getattr(store.prepare_write, 'keys', None)
+    assert keys is not None, 'stored_count() needs a tracked app'
+    return sum(store.load(key) is not None for key in keys)
+
+
+@contextlib.contextmanager
+def store_closed_after(app):
+    """Yield ``app``; then close its store (a ZODB file, say, can be open
+    only once at a time)."""
+    try:
+        yield app
+    finally:
+        session_factory(app).close()
+
+
+def get_with_cookie(app, path, cookie_value):
+    """GET ``path`` from a second client of the same application that
+    presents ``cookie_value`` (an old cookie a browser or an attacker kept)."""
+    name = session_factory(app).options.cookie_name
+    return TestApp(app.app).get(path,
+                                headers={'Cookie': f'{name}={cookie_value}'})
+
+
+def replace_session_cookie(app, value):
+    """Put ``value`` in ``app``'s cookie jar in place of the session
+    cookie's, as if the server had sent it."""
+    name = session_factory(app).options.cookie_name
+    cookies = [cookie for cookie in app.cookiejar if cookie.name == name]
+    assert len(cookies) == 1, f'expected one {name} cookie, got {cookies}'
+    cookies[0].value = value
+
+
+def age_session(app, created_by=0, accessed_by=0):
+    """Make ``app``'s client's session look as if it was created
+    ``created_by`` and last used ``accessed_by`` seconds earlier than it
+    was, with the expiry those times imply: time passing, without sleeping.
+
+    Server-side: the store's record is rewritten. Cookie backend: the
+    client's cookie is replaced by the one the backend would have issued
+    then (signed with the application's own secret).
+    """
+    factory = session_factory(app)
+    session_id, record = factory.codec.decode(session_cookie(app))
+    created = record.created - created_by
+    accessed = record.accessed - accessed_by
+    aged = replace(
+        record, version=record.version + 1, created=created,
+        accessed=accessed,
+        expires=expiry_time(factory.options, created, accessed,
+                            record.max_age))
+    if factory.store is None:
+        replace_session_cookie(app, factory.codec.encode(session_id, aged))
+    else:
+        key = store_key(session_id)
+        factory.store.prepare_write(key, aged, record.version).commit()
+    return aged
+
+
+class CallCounter:
+    """Wraps a method and counts its calls, still doing the real work."""
+
+    def __init__(self, method):
+        self._method = method
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self._method(*args, **kwargs)
+
+
+def count_calls(monkeypatch, obj, name):
+    """Count the calls to ``obj.name`` for the rest of the test."""
+    counter = CallCounter(getattr(obj, name))
+    monkeypatch.setattr(obj, name, counter)
+    return counter
+
+
+def app_counting_retries(settings, retry_attempts):
+    """The test application with pyramid_retry, and the list every retry
+    appends its error to (pyramid_retry's IBeforeRetry)."""
+    wsgi_app = make_wsgi_app(settings, retry_attempts=retry_attempts)
+    retries = []
+    config = Configurator(registry=wsgi_app.registry)
+    config.add_subscriber(lambda event: retries.append(event.exception),
+                          IBeforeRetry)
+    config.commit()
+    return wsgi_app, retries

@@ -1,0 +1,140 @@
+"""Every cookie setting, as the Set-Cookie header a browser receives shows
+it, on every backend; and the combinations refused at start-up."""
+import re
+
+import pytest
+from pyramid.exceptions import ConfigurationError
+from webtest import TestApp
+
+from app import make_app
+from functional_support import (
+    current_record, get_with_cookie, store_closed_after, the_set_cookie)
+
+TWO_WEEKS = 1209600
+ABSENT = object()
+
+
+def sessions(**options):
+    return {f'sessions.{name}': value for name, value in options.items()}
+
+
+def store_n(app):
+    return app.get('/set', {'key': 'n', 'value': '1'})
+
+
+def https_client(app):
+    return TestApp(app.app, extra_environ={'wsgi.url_scheme': 'https'})
+
+
+def test_defaults(any_backend):
+    # None stands for "not set": make_app turns cookie_secure off by default
+    # so that its plain-HTTP client gets cookies back
+    app = make_app({**any_backend, **sessions(cookie_secure=None)})
+    cookie = the_set_cookie(store_n(app))
+    assert cookie.name == 'sessionid'
+    assert cookie.attributes == {
+        'max-age': str(TWO_WEEKS), 'path': '/',
+        'expires': cookie.attributes['expires'], 'secure': '',
+        'httponly': '', 'samesite': 'Lax'}
+
+
+def test_secure_cookie_comes_back_over_https_only(any_backend):
+    app = make_app({**any_backend, **sessions(cookie_secure='true')})
+    client = https_client(app)
+    store_n(client)
+    assert client.get('/get').json['value'] == 1
+    plain = TestApp(app.app, cookiejar=client.cookiejar)
+    assert plain.get('/get').json['new'] is True
+
+
+ATTRIBUTE_CASES = [
+    ({'cookie_path': '/app'}, 'path', '/app'),
+    ({'cookie_domain': 'example.com'}, 'domain', 'example.com'),
+    ({'cookie_age': '3600'}, 'max-age', '3600'),
+    ({'cookie_secure': 'true'}, 'secure', ''),
+    ({'cookie_secure': 'false'}, 'secure', ABSENT),
+    ({'cookie_httponly': 'true'}, 'httponly', ''),
+    ({'cookie_httponly': 'false'}, 'httponly', ABSENT),
+    ({'cookie_samesite': 'Strict'}, 'samesite', 'Strict'),
+    ({'cookie_samesite': 'lax'}, 'samesite', 'Lax'),
+    ({'cookie_samesite': 'None', 'cookie_secure': 'true'},
+     'samesite', 'None'),
+]
+
+
+def test_each_cookie_setting_shows_in_set_cookie(any_backend):
+    # one application per case, in a loop: a test per case would set up
+    # and tear down every backend's server fixtures ten times over
+    for options, attribute, expected in ATTRIBUTE_CASES:
+        app = make_app({**any_backend, **sessions(**options)})
+        with store_closed_after(app):
+            cookie = the_set_cookie(store_n(app))
+        assert cookie.attributes.get(attribute, ABSENT) == expected, options
+
+
+def test_cookie_name(any_backend):
+    app = make_app({**any_backend, **sessions(cookie_name='app_session')})
+    assert the_set_cookie(store_n(app)).name == 'app_session'
+    assert set(app.cookies) == {'app_session'}
+    assert app.get('/incr').json['data'] == {'n': 2}
+
+
+def test_cookie_age_is_the_session_lifetime(any_backend):
+    app = make_app({**any_backend, **sessions(cookie_age='3600')})
+    store_n(app)
+    assert 3598 <= app.get('/times').json['expiry_age'] <= 3600
+    record = current_record(app)
+    assert record.expires == pytest.approx(record.accessed + 3600)
+
+
+def test_deleting_cookie_has_the_same_scope(any_backend):
+    """A browser deletes a cookie only when path and domain match."""
+    app = make_app({**any_backend, **sessions(
+        cookie_path='/app', cookie_domain='example.com',
+        cookie_samesite='Strict')})
+    issued = the_set_cookie(store_n(app))
+    deleting = the_set_cookie(get_with_cookie(app, '/clear', issued.value))
+    assert deleting.name == issued.name and deleting.deletes
+    for attribute in ('path', 'domain', 'secure', 'httponly', 'samesite'):
+        assert (deleting.attributes.get(attribute, ABSENT)
+                == issued.attributes.get(attribute, ABSENT)), attribute
+
+
+@pytest.mark.parametrize('name', ['__Host-sid', '__Secure-sid'])
+def test_prefixed_cookie_name_with_a_secure_cookie(any_backend, name):
+    app = make_app({**any_backend, **sessions(cookie_name=name,
+                                              cookie_secure='true')})
+    client = https_client(app)
+    cookie = the_set_cookie(store_n(client))
+    assert cookie.name == name
+    assert 'secure' in cookie.attributes and cookie.attributes['path'] == '/'
+    assert 'domain' not in cookie.attributes
+    assert client.get('/incr').json['data'] == {'n': 2}
+
+
+BAD_SETTINGS = [
+    ({'cookie_name': '__Host-sid', 'cookie_secure': 'false'}, 'cookie_name'),
+    ({'cookie_name': '__Secure-sid', 'cookie_secure': 'false'},
+     'cookie_name'),
+    ({'cookie_name': '__Host-sid', 'cookie_secure': 'true',
+      'cookie_domain': 'example.com'}, 'cookie_name'),
+    ({'cookie_name': '__Host-sid', 'cookie_secure': 'true',
+      'cookie_path': '/app'}, 'cookie_name'),
+    ({'cookie_samesite': 'None', 'cookie_secure': 'false'},
+     'cookie_samesite'),
+    ({'cookie_samesite': 'Sometimes'}, 'cookie_samesite'),
+    ({'cookie_name': 'session id'}, 'cookie_name'),
+    ({'cookie_secure': 'maybe'}, 'cookie_secure'),
+    ({'cookie_age': 'forever'}, 'cookie_age'),
+]
+
+
+@pytest.mark.parametrize('backend', ['file', 'cookie'])
+@pytest.mark.parametrize('options, key', BAD_SETTINGS)
+def test_bad_cookie_settings_fail_at_startup(request, backend, options, key):
+    """The cookie settings are checked before any store is opened, so one
+    server-side and the client-side backend stand for all."""
+    settings = request.getfixturevalue('backend_' + backend)
+    with pytest.raises(ConfigurationError,
+                       match='^' + re.escape(f'sessions.{key}:')):
+        make_app({**settings, **sessions(**options)})
