@@ -72,7 +72,23 @@ class ServerProcess:
         self.process.wait()
 
     def pause(self):
+        """Stop the server and wait until every one of its threads is
+        stopped: on another core a thread can still answer a request just
+        after the signal is sent."""
         self.process.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + START_WITHIN
+        while not self._all_threads_stopped():
+            assert time.monotonic() < deadline, f'{self.name} did not stop'
+            time.sleep(0.005)
+
+    def _all_threads_stopped(self):
+        tasks = f'/proc/{self.process.pid}/task'
+        for task in os.listdir(tasks):
+            with open(f'{tasks}/{task}/stat') as stat:
+                # the state follows the parenthesised command name
+                if stat.read().rsplit(')', 1)[1].split()[0] != 'T':
+                    return False
+        return True
 
     def resume(self):
         self.process.send_signal(signal.SIGCONT)
