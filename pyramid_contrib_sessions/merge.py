@@ -17,7 +17,7 @@ def differs(a, b):
 
 
 def changed_keys(base, ours):
-    """The keys whose value ``ours`` changed, added or removed from ``base``."""
+    """The keys that ``ours`` changed, added or removed from ``base``."""
     keys = set(base) | set(ours)
     return {key for key in keys
             if differs(base.get(key, MISSING), ours.get(key, MISSING))}

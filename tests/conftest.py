@@ -34,7 +34,9 @@ def require_server(name, reachable, how_to_start=''):
     """Skip (or, under PCS_REQUIRE_SERVERS=1, fail) when ``name`` is down."""
     if reachable:
         return
-    message = f'{name} is not reachable{": " + how_to_start if how_to_start else ""}'
+    message = f'{name} is not reachable'
+    if how_to_start:
+        message += f': {how_to_start}'
     if os.environ.get('PCS_REQUIRE_SERVERS') == '1':
         pytest.fail(f'{message} (PCS_REQUIRE_SERVERS=1 forbids skipping)')
     pytest.skip(message)

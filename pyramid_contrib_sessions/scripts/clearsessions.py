@@ -40,7 +40,8 @@ class ClearSessionsCommand:
         description=textwrap.dedent(description),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument('config_uri', help='the .ini file, e.g. production.ini')
+    parser.add_argument('config_uri',
+                        help='the .ini file, e.g. production.ini')
     parser.add_argument('--app-name', default=None,
                         help='the app section to read (default: main)')
     parser.add_argument('--dry-run', action='store_true',
