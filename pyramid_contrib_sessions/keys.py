@@ -8,6 +8,7 @@ import secrets
 
 ID_BYTES = 32  # 256 bits from the OS's CSPRNG; the spec asks for >= 128
 ID_PATTERN = re.compile(r'[A-Za-z0-9_-]{43}\Z')  # token_urlsafe(32)
+STORE_KEY_PATTERN = re.compile(r'[0-9a-f]{64}\Z')  # sha256 hexdigest
 SIGNATURE_BYTES = 32  # full HMAC-SHA256
 
 
@@ -25,6 +26,12 @@ def store_key(session_id):
     """The key a store files a session under: a one-way hash of the id, so
     whoever reads the store cannot present its keys as cookies."""
     return hashlib.sha256(session_id.encode('ascii')).hexdigest()
+
+
+def is_store_key(value):
+    """Whether ``value`` has the exact shape of a :func:`store_key`: what a
+    store checks before it builds a path or a server key from it."""
+    return STORE_KEY_PATTERN.match(value) is not None
 
 
 def b64encode(raw):

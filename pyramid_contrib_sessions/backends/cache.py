@@ -40,7 +40,6 @@ the microseconds between the vote and the finish another request may
 already read the new record: the read of a change that is committing.
 """
 import importlib
-import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -48,9 +47,9 @@ from pyramid.exceptions import ConfigurationError
 from zope.interface import implementer, provider
 
 from ..interfaces import ISessionStore, ISessionStoreFactory
+from ..keys import is_store_key
 from ..settings import reject_unknown_backend_keys
 
-KEY_PATTERN = re.compile(r'[0-9a-f]{64}\Z')
 DEFAULT_PREFIX = 'session:'
 DEFAULT_TIMEOUT = 2.0  # seconds
 
@@ -159,7 +158,7 @@ class CacheStore:
     def server_key(self, key):
         """The server's key for a store key: the prefix, then the 64-hex
         hash (validated: nothing else ever reaches the server)."""
-        if not KEY_PATTERN.match(key):
+        if not is_store_key(key):
             raise ValueError(f'not a store key: {key!r}')
         return self.prefix + key
 

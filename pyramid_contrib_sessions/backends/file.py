@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
 import secrets
 
 from pyramid.exceptions import ConfigurationError
@@ -20,12 +19,12 @@ from zope.interface import implementer, provider
 
 from ..exceptions import StaleRecordError, StoreError
 from ..interfaces import IPreparedChange, ISessionStore, ISessionStoreFactory
+from ..keys import is_store_key
 from ..record import record_from_bytes, record_to_bytes
 from ..settings import reject_unknown_backend_keys
 
 log = logging.getLogger(__name__)
 
-KEY_PATTERN = re.compile(r'[0-9a-f]{64}\Z')
 LOCK_DIR = '.locks'
 TEMP_PREFIX = '.tmp-'
 STALE_TEMP_AGE = 3600  # seconds: a temp file this old was left by a crash
@@ -97,7 +96,7 @@ class FileStore:
         return self._read(self._file(key))
 
     def _file(self, key):
-        if not KEY_PATTERN.match(key):  # never build a path from anything else
+        if not is_store_key(key):  # never build a path from anything else
             raise ValueError(f'not a store key: {key!r}')
         return os.path.join(self.path, key)
 
@@ -208,7 +207,7 @@ class FileStore:
                     stat = entry.stat()
                 except FileNotFoundError:
                     continue
-                if KEY_PATTERN.match(entry.name):
+                if is_store_key(entry.name):
                     if stat.st_mtime <= now:
                         expired.append(entry.name)
                 # a temp file's mtime is already its future expiry; its

@@ -107,7 +107,7 @@ def engine_from_settings(settings):
     naming the key for what is missing or wrong."""
     url = _parse_url(settings.get('url'))
     backend = url.get_backend_name()
-    read = _reader(settings)
+    read = SettingsReader.for_backend(settings, 'sql')
     defaults = {'pool_pre_ping': read.boolean('pool_pre_ping', True),
                 'hide_parameters': read.boolean('hide_parameters', True)}
     if backend in MYSQL_DIALECTS and 'isolation_level' not in settings:
@@ -128,13 +128,6 @@ def engine_from_settings(settings):
     except (ValueError, SQLAlchemyError) as error:
         raise ConfigurationError(
             f'sessions.sql.*: cannot configure the engine: {error}') from error
-
-
-def _reader(settings):
-    """A reader of the backend's own keys whose errors name the full key."""
-    prefix = 'sessions.sql.'
-    return SettingsReader(
-        {prefix + key: value for key, value in settings.items()}, prefix)
 
 
 def _parse_url(text):
@@ -345,7 +338,7 @@ class SQLStore:
 
     @classmethod
     def from_settings(cls, settings, options):
-        read = _reader(settings)
+        read = SettingsReader.for_backend(settings, 'sql')
         table = read.text('table', DEFAULT_TABLE)
         if not TABLE_NAME.match(table):
             read.fail('table', f'{table!r} is not a plain table name (letters,'
