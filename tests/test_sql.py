@@ -42,7 +42,10 @@ RIVAL_HEAD_START = 0.3
 # Bounds a wait that must not happen (a test failing, never a passing run).
 UNBLOCKED_WITHIN = 10
 THREADS = 8
-RETRY_ATTEMPTS = 50
+NOTES_PER_THREAD = 10
+# A request loses a race at most once per commit of another thread (see
+# test_concurrency.py): this many replays always suffice.
+RETRY_ATTEMPTS = (THREADS - 1) * NOTES_PER_THREAD + 1
 
 
 @pytest.fixture(params=SQL_BACKENDS)
@@ -576,7 +579,7 @@ def test_a_session_conflict_never_leaves_the_applications_data_behind(
     session; conflicting requests are retried. A conflict must abort the
     note of the attempt that lost, or notes would outnumber the count."""
     settings, notes = notes_beside(database)
-    per_thread = 10
+    per_thread = NOTES_PER_THREAD
     app = make_notes_app(settings, notes, shared, RETRY_ATTEMPTS)
     app.get('/set', {'key': 'notes', 'value': '0'})
     with ThreadPoolExecutor(THREADS) as pool:
