@@ -223,3 +223,28 @@ def view_set_unserializable(request):
 
 
 VIEWS.update({'set_unserializable': view_set_unserializable})
+
+
+# Views added for test_expiry's datetime and timedelta cases: appended, so
+# the ones above keep their meaning.
+
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+
+def view_expiry_in(request):
+    """set_expiry() with ``seconds`` from now given as a ``timedelta``, or
+    as an aware or naive (UTC) ``datetime``, as ``kind`` says."""
+    seconds = int(request.params['seconds'])
+    kind = request.params['kind']
+    if kind == 'timedelta':
+        value = timedelta(seconds=seconds)
+    else:
+        value = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        if kind == 'naive datetime':
+            value = value.replace(tzinfo=None)
+    request.session.set_expiry(value)
+    request.session['touched'] = True
+    return _answer(request, age=request.session.get_expiry_age())
+
+
+VIEWS.update({'expiry_in': view_expiry_in})

@@ -183,6 +183,21 @@ def test_set_expiry(any_backend, value, max_age, expiry_age):
     assert current_record(app).max_age == value
 
 
+@pytest.mark.parametrize('kind', ['timedelta', 'datetime',
+                                  'naive datetime'])
+def test_set_expiry_takes_a_timedelta_or_a_datetime(any_backend, kind):
+    """Either is taken as that many seconds, then slides like an int."""
+    app = make_app(any_backend)
+    response = app.get('/expiry_in', {'seconds': '600', 'kind': kind})
+    assert 597 <= response.json['age'] <= 600
+    assert_max_age_about(the_set_cookie(response), 600)
+    assert 597 <= current_record(app).max_age <= 600
+    age_session(app, created_by=300, accessed_by=300)
+    later = app.get('/incr')  # a later request starts the 600 s again
+    assert_max_age_about(the_set_cookie(later), 600)
+    assert later.json['data'] == {'touched': True, 'n': 1}
+
+
 def test_set_expiry_none_returns_to_the_default(any_backend):
     app = make_app(any_backend)
     app.get('/expiry', {'value': '60'})

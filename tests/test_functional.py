@@ -10,9 +10,11 @@ import json
 import os
 
 import pytest
+from pyramid.config import Configurator
+from pyramid.response import Response
 from webtest import TestApp
 
-from app import ViewFailed
+from app import RetryableViewError, ViewFailed
 from functional_support import (
     count_calls, current_record, get_with_cookie, is_server_side,
     make_tracked_app, record_for, session_cookie, session_factory, set_cookies,
@@ -242,3 +244,29 @@ def test_retried_request_keeps_only_the_successful_attempt(retrying_app,
     assert retrying_app.get('/get').json['value'] == start + 1
     if is_server_side(retrying_app):
         assert stored_count(retrying_app) == 1
+
+
+def render_retryable_errors(app):
+    """An exception view for RetryableViewError that also flashes into the
+    session: pyramid_retry discards its response and replays the request."""
+    def apologise(exc, request):
+        request.session.flash('please try again')
+        return Response('try again', status=503)
+
+    config = Configurator(registry=app.app.registry)
+    config.add_view(apologise, context=RetryableViewError)
+    config.commit()
+    return app
+
+
+def test_an_attempt_rendered_by_an_exception_view_leaves_nothing(
+        retrying_app):
+    app = render_retryable_errors(retrying_app)
+    start = app.get('/incr').json['data']['n']
+    response = app.get('/incr_then_retry')
+    assert (response.status_int, response.json['attempt']) == (200, 1)
+    assert response.json['data'] == {'n': start + 1}
+    assert app.get('/pop_flash').json['flashed'] == []
+    assert app.get('/get').json['value'] == start + 1
+    if is_server_side(app):
+        assert stored_count(app) == 1
