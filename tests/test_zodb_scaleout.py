@@ -6,10 +6,7 @@ through one process, then read and changed through the other, and both
 processes change one session at the same time without losing a change.
 """
 import json
-import os
 import secrets
-import subprocess
-import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -19,44 +16,12 @@ import pytest
 
 from conftest import require_server
 from functional_support import parse_set_cookie
+from load_support import ServedApp
 
 from pyramid_contrib_sessions.backends.zodb import ZODBStore
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
 COOKIE_NAME = 'sessionid'
-RETRY_ATTEMPTS = 20
 ROUNDS = 15
-SERVE_APP = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-import waitress
-from app import make_wsgi_app
-wsgi_app = make_wsgi_app(json.loads(sys.argv[2]),
-                         retry_attempts=int(sys.argv[3]))
-server = waitress.create_server(wsgi_app, host='127.0.0.1', port=0,
-                                threads=4)
-print(server.effective_port, flush=True)
-server.run()
-"""
-
-
-class AppProcess:
-    """The test application served by waitress in a process of its own."""
-
-    def __init__(self, settings):
-        self._process = subprocess.Popen(
-            [sys.executable, '-c', SERVE_APP, TESTS, json.dumps(settings),
-             str(RETRY_ATTEMPTS)], stdout=subprocess.PIPE)
-        port = self._process.stdout.readline().strip()
-        if not port:
-            self.stop()
-            raise RuntimeError('the application process did not start')
-        self.url = f'http://127.0.0.1:{int(port)}'
-
-    def stop(self):
-        if self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(timeout=30)
 
 
 class Browser:
@@ -122,9 +87,9 @@ def two_processes(request):
     ZODBStore.from_settings({'uri': settings['sessions.zodb.uri']},
                             None).close()
     settings = {**settings, 'sessions.cookie_secure': 'false'}
-    first = AppProcess(settings)
+    first = ServedApp(settings)
     try:
-        second = AppProcess(settings)
+        second = ServedApp(settings)
     except BaseException:
         first.stop()
         raise

@@ -1,0 +1,86 @@
+"""Load and soak benchmark: the test application under waitress on each
+server-side backend, many concurrent clients over many sessions.
+
+    python benchmarks/load.py [--backends file zodb ...] [--clients 32]
+                              [--sessions 200] [--seconds 20]
+
+It runs tests/test_load.py (the same load, the same backends and servers,
+the same checks: no failed request, no lost update) with the plan given
+here, then prints per backend: requests, requests/s, p50/p99 latency,
+failed requests, requests retried after a conflict (by error), lost and
+phantom updates, and the server's resident memory after warm-up and at the
+end. Absolute figures depend on the machine; compare rows of one run.
+"""
+import argparse
+import os
+import sys
+
+import pytest
+
+TESTS = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'tests')
+sys.path.insert(0, TESTS)
+
+from conftest import SERVER_SIDE_BACKENDS  # noqa: E402
+from load_support import PLAN, REPORT, LoadPlan, format_table  # noqa: E402
+
+TEST = os.path.join(TESTS, 'test_load.py')
+TEST_NAME = 'test_concurrent_clients_lose_no_update'
+
+
+class LoadBenchmark:
+    """A pytest plugin: hands the plan to tests/test_load.py and keeps
+    what each backend's run measured."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.rows = []
+        self.skipped = []
+
+    def pytest_configure(self, config):
+        config.stash[PLAN] = self.plan
+        config.stash[REPORT] = lambda *row: self.rows.append(row)
+
+    def pytest_runtest_logreport(self, report):
+        if report.skipped:
+            self.skipped.append(f'{report.nodeid}: {report.longrepr[-1]}')
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--backends', nargs='+', default=SERVER_SIDE_BACKENDS,
+                        choices=SERVER_SIDE_BACKENDS, metavar='BACKEND',
+                        help='default: all of ' + ' '.join(
+                            SERVER_SIDE_BACKENDS))
+    parser.add_argument('--clients', type=int, default=32,
+                        help='client threads (default 32)')
+    parser.add_argument('--sessions', type=int, default=200,
+                        help='sessions the clients share (default 200)')
+    parser.add_argument('--seconds', type=float, default=20,
+                        help='load time per backend (default 20)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    arguments = parse_arguments(argv)
+    benchmark = LoadBenchmark(LoadPlan(arguments.clients, arguments.sessions,
+                                       arguments.seconds))
+    tests = [f'{TEST}::{TEST_NAME}[{backend}]'
+             for backend in arguments.backends]
+    status = pytest.main(['-q', '-p', 'no:cacheprovider', *tests],
+                         plugins=[benchmark])
+    print(f'\n{arguments.clients} clients, {arguments.sessions} sessions, '
+          f'{arguments.seconds:g} s per backend '
+          f'(memory after {benchmark.plan.warmup:g} s of warm-up):\n')
+    print(format_table(benchmark.rows))
+    for backend, result in benchmark.rows:
+        retried = ', '.join(f'{count} {error}' for error, count
+                            in sorted(result.retried.items()))
+        print(f'{backend} retried: {retried or "none"}')
+    for skipped in benchmark.skipped:
+        print(f'skipped {skipped}')
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
