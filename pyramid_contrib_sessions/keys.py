@@ -43,9 +43,14 @@ def b64decode(text):
     if not isinstance(text, str) or not text.isascii():
         raise ValueError('not ASCII')
     try:
-        return base64.urlsafe_b64decode(text + '=' * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + '=' * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise ValueError('not base64') from exc
+    # the decoder skips stray characters and ignores unused bits: only the
+    # one spelling we issue is accepted, so a tampered cookie never opens
+    if b64encode(raw) != text:
+        raise ValueError('not canonical base64')
+    return raw
 
 
 class Signer:

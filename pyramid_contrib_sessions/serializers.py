@@ -38,7 +38,8 @@ def dumps_naming_key(serializer, data):
     """``serializer.dumps(data)``; when it fails, the ``TypeError`` names the
     first key whose value the serializer cannot take."""
     try:
-        return serializer.dumps(data)
+        # a plain dict: pickle would store the Session class itself
+        return serializer.dumps(dict(data))
     except (TypeError, ValueError):
         culprit = _first_unserializable_key(serializer, data)
         if culprit is None:

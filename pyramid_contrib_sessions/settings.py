@@ -229,11 +229,14 @@ def _check_consistency(read, options):
     name = options.cookie_name
     if not COOKIE_NAME.match(name):
         read.fail('cookie_name', f'{name!r} is not a valid cookie name')
-    if name.startswith(('__Secure-', '__Host-')) and not options.cookie_secure:
+    # browsers match these prefixes in any case (RFC 6265bis)
+    lowered = name.lower()
+    if lowered.startswith(('__secure-', '__host-')) \
+            and not options.cookie_secure:
         read.fail('cookie_name', f'the {name.split("-")[0]}- prefix needs '
                                  f'sessions.cookie_secure = true')
-    if name.startswith('__Host-') and (options.cookie_domain
-                                       or options.cookie_path != '/'):
+    if lowered.startswith('__host-') and (options.cookie_domain
+                                          or options.cookie_path != '/'):
         read.fail('cookie_name', 'the __Host- prefix needs sessions.'
                                  'cookie_path = / and no sessions.'
                                  'cookie_domain')
