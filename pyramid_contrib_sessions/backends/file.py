@@ -1,18 +1,55 @@
 """The ``file`` backend: one file per session in ``sessions.file.path``.
 
 Each file is named by the session's store key (the hash of its id, never
-the id) and replaced atomically: a temporary file is written and fsynced at
-the transaction's vote, renamed over the old one at its finish. A small
-fixed set of lock files (256, by key prefix) serialises writers of one
-session between vote and finish, across threads and processes, without a
-lock file per session. A file's mtime is its expiry time, so clearing
-expired sessions reads no file that is still live.
+the id) and replaced atomically: a temporary file is written in ``.tmp/``
+and fsynced at the transaction's vote, renamed over the old one at its
+finish. A small fixed set of lock files (256, by key prefix, in ``.locks/``)
+serialises writers of one session between vote and finish, across threads
+and processes, without a lock file per session. A file's mtime is its
+expiry time.
+
+The expiry index. Clearing must not list the directory: that costs as much
+as there are sessions, live or not. So each session file has a marker, an
+empty file ``.expiry/<slot>/<key>``, under a time slot (``SLOT_SECONDS``
+wide) that is never later than the slot of its expiry. The cleaner reads
+the slots that have begun and nothing else, and for each marker, holding
+the session's stripe lock (the one writers hold from vote to finish) and
+re-reading the session's expiry under it:
+
+- a marker whose session file is gone is dropped;
+- an expired session file is deleted, then its marker;
+- a session whose expiry moved on (a request refreshed it) gets a marker in
+  its new slot, then loses the old one.
+
+Refreshing an expiry moves it later, which keeps the rule, so the common
+write costs nothing extra: a writer makes a marker only for a new session,
+or when the expiry moves to an earlier slot (``set_expiry()`` with a
+shorter time). The marker is made before the session file is written, and
+the cleaner deletes a file before its marker, so a crash between the two
+steps leaves a marker without a file (dropped by the next run), never a
+session file that no marker leads to. Making the marker costs no fsync of
+its own: on a file system that journals metadata in order (ext4, XFS) the
+fsync of the session's temporary file, which follows, makes the marker
+durable too; elsewhere a power cut can lose the marker of a session made in
+the last seconds before it (remove ``.expiry`` and the next run rebuilds
+the index).
+
+The index is created by the first clearing of a directory (the first
+``clearsessions`` run): until then writers make no markers. That run first
+waits for the writers that found no index, then files every session already
+there with one full scan of the directory, once: a directory written by an
+earlier version of this backend, or never cleared, is indexed the same way.
+Its cost grows with the number of sessions; every later run's with the
+number of expired ones (plus the markers of the slot under way). Until
+then ``count_expired`` (``clearsessions --dry-run``) scans the directory
+and changes nothing.
 """
 import contextlib
 import fcntl
 import logging
 import os
 import secrets
+import time
 
 from pyramid.exceptions import ConfigurationError
 from zope.interface import implementer, provider
@@ -26,8 +63,28 @@ from ..settings import reject_unknown_backend_keys
 log = logging.getLogger(__name__)
 
 LOCK_DIR = '.locks'
-TEMP_PREFIX = '.tmp-'
+LOCK_STRIPES = 256  # one lock file per first two hex digits of the key
+TEMP_DIR = '.tmp'
+INDEX_DIR = '.expiry'
+# In INDEX_DIR once the full scan that files the sessions already there
+# has ended (see the module).
+INDEX_BUILT = 'built'
+# Versions before the index kept their temporary files in the directory
+# itself, under this prefix; the full scan removes the ones a crash left.
+OLD_TEMP_PREFIX = '.tmp-'
 STALE_TEMP_AGE = 3600  # seconds: a temp file this old was left by a crash
+# The width of an expiry slot in seconds. Narrow slots make the cleaner
+# read fewer live markers in the slot under way; wide ones make fewer
+# directories (one per slot that holds an expiry).
+SLOT_SECONDS = 600
+# A cleaner removes the directory of a slot that is over once it is empty;
+# a writer that files a marker there at that moment makes it again.
+MARKER_ATTEMPTS = 3
+
+
+def slot_of(expires):
+    """The expiry slot of an epoch time."""
+    return int(expires // SLOT_SECONDS)
 
 
 @implementer(IPreparedChange)
@@ -59,6 +116,102 @@ class _Prepared:
             self._lock_fd = None
 
 
+class _ExpiryIndex:
+    """The markers ``.expiry/<slot>/<key>`` (see the module). The store
+    holds the key's stripe lock around every change of a key's markers."""
+
+    def __init__(self, directory):
+        self.root = os.path.join(directory, INDEX_DIR)
+
+    def exists(self):
+        return os.path.isdir(self.root)
+
+    def is_built(self):
+        return os.path.exists(os.path.join(self.root, INDEX_BUILT))
+
+    def mark_built(self):
+        """Record that every session file has a marker, durably."""
+        os.close(os.open(os.path.join(self.root, INDEX_BUILT),
+                         os.O_CREAT | os.O_WRONLY, 0o600))
+        _sync_directory(self.root)
+
+    def _slot_path(self, slot):
+        return os.path.join(self.root, str(slot))
+
+    def file(self, key, expires):
+        """Mark ``key`` under the slot of ``expires``; the slot's number, or
+        None while the index does not exist (nothing to keep up yet)."""
+        slot = slot_of(expires)
+        slot_path = self._slot_path(slot)
+        for _ in range(MARKER_ATTEMPTS):
+            try:
+                os.close(os.open(os.path.join(slot_path, key),
+                                 os.O_CREAT | os.O_WRONLY, 0o600))
+                return slot
+            except FileNotFoundError:
+                if not self.exists():
+                    return None
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(slot_path, 0o700)
+        raise OSError(f'cannot make an expiry marker in {slot_path}: its '
+                      f'directory keeps disappearing')
+
+    def drop(self, slot, key):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self._slot_path(slot), key))
+
+    def slots_begun(self, now):
+        """The slots that began by ``now``, oldest first."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        current = slot_of(now)
+        return sorted(slot for slot in map(_slot_number, names)
+                      if slot is not None and slot <= current)
+
+    def keys(self, slot):
+        """The keys marked under ``slot`` (anything else there is not ours
+        and is left alone)."""
+        try:
+            names = os.listdir(self._slot_path(slot))
+        except FileNotFoundError:
+            return []
+        return [name for name in names if is_store_key(name)]
+
+    def markers_begun(self, now):
+        """``(slot, key)`` of every marker in a slot that began by
+        ``now``."""
+        for slot in self.slots_begun(now):
+            for key in self.keys(slot):
+                yield slot, key
+
+    def remove_empty_slots(self, now):
+        """Remove the directories of slots that are over and emptied."""
+        for slot in self.slots_begun(now):
+            if slot < slot_of(now):
+                with contextlib.suppress(OSError):  # not empty, or gone
+                    os.rmdir(self._slot_path(slot))
+
+    def sync(self, slots):
+        for slot in slots - {None}:
+            _sync_directory(self._slot_path(slot))
+        _sync_directory(self.root)
+
+
+def _slot_number(name):
+    return int(name) if name.isdigit() else None
+
+
+def _sync_directory(path):
+    """Make a rename, creation or unlink in directory ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @implementer(ISessionStore)
 @provider(ISessionStoreFactory)
 class FileStore:
@@ -69,11 +222,12 @@ class FileStore:
 
     def __init__(self, path):
         self.path = os.path.abspath(path)
+        self._index = _ExpiryIndex(self.path)
         os.makedirs(os.path.join(self.path, LOCK_DIR), mode=0o700,
                     exist_ok=True)
-        for stripe in range(256):
-            lock = os.path.join(self.path, LOCK_DIR, f'{stripe:02x}')
-            os.close(os.open(lock, os.O_CREAT | os.O_RDWR, 0o600))
+        for stripe in range(LOCK_STRIPES):
+            os.close(os.open(self._lock_path(_stripe_key(stripe)),
+                             os.O_CREAT | os.O_RDWR, 0o600))
 
     @classmethod
     def from_settings(cls, settings, options):
@@ -125,7 +279,7 @@ class FileStore:
             if (None if current is None else current.version) \
                     != expected_version:
                 raise StaleRecordError(current)
-            return self._replacement(lock_fd, path, record)
+            return self._replacement(lock_fd, key, current, record)
 
     def prepare_touch(self, key, accessed, expires):
         path = self._file(key)
@@ -133,7 +287,7 @@ class FileStore:
             current = self._read(path)
             if current is None:
                 return _Prepared(lock_fd)
-            return self._replacement(lock_fd, path,
+            return self._replacement(lock_fd, key, current,
                                      current.touched(accessed, expires))
 
     def prepare_delete(self, key):
@@ -141,11 +295,12 @@ class FileStore:
         with self._locked(key) as lock_fd:
             return _Prepared(lock_fd, apply=lambda: self._unlink(path))
 
-    @contextlib.contextmanager
-    def _locked(self, key):
-        """Hold the key's stripe lock; whoever the block returns to releases
-        it, and an error inside the block releases it at once."""
-        lock_path = os.path.join(self.path, LOCK_DIR, key[:2])
+    def _lock_path(self, key):
+        return os.path.join(self.path, LOCK_DIR, key[:2])
+
+    def _lock(self, key):
+        """Take the key's stripe lock: an fd whose closing releases it."""
+        lock_path = self._lock_path(key)
         try:
             lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as error:
@@ -153,90 +308,214 @@ class FileStore:
                              f'{lock_path}: {error}') from error
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return lock_fd
+
+    @contextlib.contextmanager
+    def _locked(self, key):
+        """Hold the key's stripe lock; whoever the block returns to releases
+        it, and an error inside the block releases it at once."""
+        lock_fd = self._lock(key)
+        try:
             yield lock_fd
         except BaseException:
             os.close(lock_fd)
             raise
 
-    def _replacement(self, lock_fd, path, record):
-        temp_path = os.path.join(
-            self.path, f'{TEMP_PREFIX}{secrets.token_hex(8)}')
+    @contextlib.contextmanager
+    def _holding(self, key):
+        """Hold the key's stripe lock for the block."""
+        lock_fd = self._lock(key)
         try:
-            # 0600: other local users must not read the sessions
-            fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                         0o600)
+            yield
+        finally:
+            os.close(lock_fd)
+
+    def _replacement(self, lock_fd, key, current, record):
+        try:
+            if current is None or \
+                    slot_of(record.expires) < slot_of(current.expires):
+                # before the file is written: see the module
+                self._index.file(key, record.expires)
+            temp_path = self._write_temp(record)
+        except OSError as error:
+            raise StoreError(f'file backend: cannot write a session file in '
+                             f'{self.path}: {error}') from error
+        path = self._file(key)
+
+        def replace():
+            os.replace(temp_path, path)
+            _sync_directory(self.path)
+
+        return _Prepared(lock_fd, apply=replace, temp_path=temp_path)
+
+    def _write_temp(self, record):
+        """A temporary file holding ``record``, fsynced, its mtime the
+        record's expiry; its path."""
+        temp_dir = os.path.join(self.path, TEMP_DIR)
+        temp_path = os.path.join(temp_dir, secrets.token_hex(8))
+        try:
+            fd = _create_private(temp_path)
+        except FileNotFoundError:  # the first write: no .tmp/ yet
+            os.makedirs(temp_dir, mode=0o700, exist_ok=True)
+            fd = _create_private(temp_path)
+        try:
             with open(fd, 'wb') as stream:
                 stream.write(record_to_bytes(record))
                 stream.flush()
                 os.fsync(stream.fileno())
             os.utime(temp_path, (record.expires, record.expires))
-        except OSError as error:
+        except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(temp_path)
-            raise StoreError(f'file backend: cannot write a session file in '
-                             f'{self.path}: {error}') from error
-
-        def replace():
-            os.replace(temp_path, path)
-            self._sync_directory()
-
-        return _Prepared(lock_fd, apply=replace, temp_path=temp_path)
+            raise
+        return temp_path
 
     def _unlink(self, path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        self._sync_directory()
-
-    def _sync_directory(self):
-        """Make a rename or unlink durable."""
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _sync_directory(self.path)
 
     # clearing
 
-    def _scan(self, now):
-        """The keys of session files whose mtime (their expiry) is past, and
-        the temp files a crash left behind."""
-        expired, stale_temps = [], []
-        with os.scandir(self.path) as entries:
-            for entry in entries:
-                try:
-                    stat = entry.stat()
-                except FileNotFoundError:
-                    continue
-                if is_store_key(entry.name):
-                    if stat.st_mtime <= now:
-                        expired.append(entry.name)
-                # a temp file's mtime is already its future expiry; its
-                # ctime tells when it was written
-                elif (entry.name.startswith(TEMP_PREFIX)
-                      and stat.st_ctime <= now - STALE_TEMP_AGE):
-                    stale_temps.append(entry.path)
-        return expired, stale_temps
-
     def delete_expired(self, now, limit):
-        expired, stale_temps = self._scan(now)
-        for temp_path in stale_temps:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp_path)
-        deleted = 0
-        for key in expired[:limit]:
-            path = self._file(key)
-            with self._locked(key) as lock_fd:
-                try:
-                    current = self._read(path)  # touched since the scan?
-                    if current is not None and current.expires <= now:
-                        self._unlink(path)
-                        deleted += 1
-                finally:
-                    os.close(lock_fd)
-        return deleted
+        """See the interface, and the module for the index it walks."""
+        if limit < 1:
+            return 0
+        with self._failures('clear expired sessions'):
+            if not self._index.is_built():
+                self._build_index()
+            self._remove_stale_temps()
+            deleted = 0
+            for slot, key in self._index.markers_begun(now):
+                deleted += self._settle(slot, key, now)
+                if deleted == limit:
+                    break
+            else:
+                self._index.remove_empty_slots(now)
+            if deleted:
+                _sync_directory(self.path)
+            return deleted
+
+    def _settle(self, slot, key, now):
+        """Act on the marker of ``key`` in ``slot`` (a slot that began);
+        1 when it deleted an expired session, else 0."""
+        path = self._file(key)
+        expires = _mtime(path)
+        if slot == slot_of(now) and expires is not None and expires > now:
+            return 0  # live, in the slot under way: no lock needed to see it
+        with self._holding(key):
+            record = self._read(path)  # its expiry as of now, under the lock
+            if record is None:
+                self._index.drop(slot, key)
+                return 0
+            if record.expires <= now:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                self._index.drop(slot, key)
+                return 1
+            if slot_of(record.expires) != slot:  # refreshed meanwhile
+                self._index.file(key, record.expires)
+                self._index.drop(slot, key)
+            return 0
 
     def count_expired(self, now):
-        return len(self._scan(now)[0])
+        with self._failures('count expired sessions'):
+            if self._index.is_built():
+                candidates = {key for _, key in
+                              self._index.markers_begun(now)}
+            else:  # a dry run changes nothing: it scans instead
+                candidates = self._scan_expired(now)
+            return sum(1 for key in candidates if self._has_expired(key, now))
+
+    def _has_expired(self, key, now):
+        record = self._read(self._file(key))
+        return record is not None and record.expires <= now
+
+    def _scan_expired(self, now):
+        """The keys of every session file whose mtime (its expiry) is
+        past: a full scan, for a directory without an index."""
+        expired = []
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                if is_store_key(entry.name):
+                    expires = _mtime(entry.path)
+                    if expires is not None and expires <= now:
+                        expired.append(entry.name)
+        return expired
+
+    def _build_index(self):
+        """Create the index and file every session already in the directory
+        under the slot of its mtime: once per directory (see the module)."""
+        os.makedirs(self._index.root, mode=0o700, exist_ok=True)
+        for stripe in range(LOCK_STRIPES):
+            # a writer that found no index holds its stripe until its file
+            # is in place, where the scan below finds it; later writers
+            # file their own markers
+            with self._holding(_stripe_key(stripe)):
+                pass
+        slots, filed = set(), 0
+        cutoff = time.time() - STALE_TEMP_AGE
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                if is_store_key(entry.name):
+                    expires = _mtime(entry.path)
+                    if expires is not None:
+                        slots.add(self._index.file(entry.name, expires))
+                        filed += 1
+                elif entry.name.startswith(OLD_TEMP_PREFIX):
+                    _remove_if_older(entry.path, cutoff)
+        self._index.sync(slots)
+        self._index.mark_built()
+        log.info('file backend: indexed the expiry of %d sessions in %s',
+                 filed, self.path)
+
+    def _remove_stale_temps(self):
+        """Remove the temporary files a crash left in ``.tmp/``."""
+        cutoff = time.time() - STALE_TEMP_AGE
+        try:
+            names = os.listdir(os.path.join(self.path, TEMP_DIR))
+        except FileNotFoundError:
+            return
+        for name in names:
+            _remove_if_older(os.path.join(self.path, TEMP_DIR, name), cutoff)
+
+    @contextlib.contextmanager
+    def _failures(self, action):
+        try:
+            yield
+        except OSError as error:
+            raise StoreError(f'file backend: cannot {action} in '
+                             f'{self.path}: {error}') from error
 
     def close(self):
         pass
+
+
+def _stripe_key(stripe):
+    """A key prefix that falls on lock stripe number ``stripe``."""
+    return f'{stripe:02x}'
+
+
+def _create_private(path):
+    # 0600: other local users must not read the sessions
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+
+def _mtime(path):
+    """The mtime of ``path`` (a session file's expiry), None when gone."""
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _remove_if_older(path, cutoff):
+    """Remove the temporary file ``path`` if it was written before
+    ``cutoff``: a temp file's mtime is already its future expiry, its ctime
+    tells when it was written."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(path).st_ctime <= cutoff:
+            os.unlink(path)

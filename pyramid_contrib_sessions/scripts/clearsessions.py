@@ -16,6 +16,7 @@ from pyramid.paster import get_appsettings, setup_logging
 
 from ..exceptions import StoreError
 from ..factory import SessionFactory
+from ..interfaces import ISessionCodec
 from ..settings import parse_settings
 
 EXIT_DONE, EXIT_STORE_FAILED, EXIT_USAGE = 0, 1, 2
@@ -75,40 +76,41 @@ class ClearSessionsCommand:
         if args.batch_size < 1:
             return self.fail(EXIT_USAGE, '--batch-size must be at least 1')
         try:
-            factory = self.open_factory(args.config_uri, args.app_name)
+            options = self.read_options(args.config_uri, args.app_name)
         except (ConfigurationError, LookupError, OSError, ValueError) as error:
             return self.fail(EXIT_USAGE, _one_line(error))
+        store_class = options.store_factory
+        if args.pack and not hasattr(store_class, 'pack'):
+            return self.fail(EXIT_USAGE, f'--pack is for the zodb backend, '
+                                         f'not {options.backend}')
+        nothing_to_do = _why_nothing_to_clear(options)
+        if nothing_to_do:  # said without connecting to anything
+            self.out(f'{nothing_to_do}: nothing to clear')
+            return EXIT_DONE
         try:
-            return self.clear(factory, args)
+            factory = SessionFactory(options)
+        except ConfigurationError as error:
+            status = (EXIT_STORE_FAILED if _store_unreachable(error)
+                      else EXIT_USAGE)
+            return self.fail(status, _one_line(error))
+        try:
+            return self.clear(factory.store, args)
         except StoreError as error:
             return self.fail(EXIT_STORE_FAILED, _one_line(error))
         finally:
             factory.close()
 
-    def open_factory(self, config_uri, app_name):
+    def read_options(self, config_uri, app_name):
         settings = get_appsettings(config_uri, name=app_name)
         setup_logging(config_uri)
-        return SessionFactory(parse_settings(settings))
+        return parse_settings(settings)
 
-    def clear(self, factory, args):
-        store = factory.store
-        backend = factory.options.backend
-        if store is None:
-            self.out(f'the {backend} backend keeps sessions in the client; '
-                     f'they expire by themselves: nothing to clear')
-            return EXIT_DONE
-        if getattr(store, 'expires_natively', False):
-            self.out(f'the {backend} backend expires sessions by itself: '
-                     f'nothing to clear')
-            return EXIT_DONE
-        if args.pack and not hasattr(store, 'pack'):
-            return self.fail(EXIT_USAGE, f'--pack is for the zodb backend, '
-                                         f'not {backend}')
+    def clear(self, store, args):
         started = now = time.time()
         if args.dry_run:
             count = store.count_expired(now)
             self.out(f'would delete {count} expired sessions '
-                     f'({time.time() - started:.2f} s)')
+                     f'({time.time() - started:.3f} s)')
             return EXIT_DONE
         deleted = 0
         try:
@@ -124,7 +126,7 @@ class ClearSessionsCommand:
                              f'interrupted after deleting {deleted} expired '
                              f'sessions; run it again to carry on')
         self.out(f'deleted {deleted} expired sessions '
-                 f'({time.time() - started:.2f} s)')
+                 f'({time.time() - started:.3f} s)')
         if args.pack:
             store.pack()
             self.out('packed the sessions storage')
@@ -176,6 +178,29 @@ class _BarProgress:
 
     def __call__(self, batch):
         self._bar.update(batch)
+
+
+def _why_nothing_to_clear(options):
+    """Why the configured backend needs no clearing, or None when it does.
+    Told from the backend's class: a cache server that is down for a
+    moment must not fail a cron job that has nothing to do."""
+    backend, store_class = options.backend, options.store_factory
+    if ISessionCodec.implementedBy(store_class):
+        return (f'the {backend} backend keeps sessions in the client; they '
+                f'expire by themselves')
+    if getattr(store_class, 'expires_natively', False):
+        return f'the {backend} backend expires sessions by itself'
+    return None
+
+
+def _store_unreachable(error):
+    """Whether a start-up error comes from a store that failed or could not
+    be reached (exit 1) rather than from a bad setting (exit 2)."""
+    while error is not None:
+        if isinstance(error, (StoreError, ConnectionError, TimeoutError)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _one_line(error):
