@@ -16,10 +16,6 @@ or a broken invariant:
 * a value is accepted only if it is exactly what the codec issues for the
   decoded session (with the current or the retired secret): any other
   spelling of a genuine cookie is a tampered cookie that was let through.
-  ``FUZZ_ALLOW_NONCANONICAL=1`` counts such values instead of crashing, to
-  look past that known finding for others (libFuzzer ends the process
-  without running Python's exit hooks, so the count is printed as it
-  grows, at each power of two).
 """
 import os
 import sys
@@ -46,27 +42,10 @@ class NonCanonicalValueAccepted(AssertionError):
     """A value other than the one the codec issues decoded to a session."""
 
 
-class CanonicalCheck:
-    """Crashes (or counts, see the module) when a value decoded although
-    it is none of the values the codec issues for that session."""
-
-    def __init__(self, allow_noncanonical):
-        self.allow_noncanonical = allow_noncanonical
-        self.accepted = 0
-
-    def __call__(self, value, genuine_values):
-        if value in genuine_values:
-            return
-        if not self.allow_noncanonical:
-            raise NonCanonicalValueAccepted(repr(value))
-        self.accepted += 1
-        if self.accepted & (self.accepted - 1) == 0:  # a power of two
-            print(f'non-canonical values accepted so far: {self.accepted}',
-                  file=sys.stderr, flush=True)
-
-
-accepted_only_if_canonical = CanonicalCheck(
-    os.environ.get('FUZZ_ALLOW_NONCANONICAL') == '1')
+def accepted_only_if_canonical(value, genuine_values):
+    """Crash unless ``value``, which decoded, is one the codec issues."""
+    if value not in genuine_values:
+        raise NonCanonicalValueAccepted(repr(value))
 
 
 class Codecs:

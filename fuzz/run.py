@@ -1,7 +1,6 @@
 """Run the cookie-codec fuzz target for a given time and sum the run up.
 
-    python fuzz/run.py --seconds 600 [--allow-noncanonical] [--long-inputs]
-                       [--workdir DIR]
+    python fuzz/run.py --seconds 600 [--long-inputs] [--workdir DIR]
 
 Installs nothing: it needs ``pip install atheris`` (see fuzz/README.md).
 The corpus, libFuzzer's log and any crashing input stay in the work
@@ -22,7 +21,6 @@ TARGET = os.path.join(HERE, 'fuzz_cookie_codec.py')
 MAX_COOKIE_HEADER = 8192  # bytes: what common servers accept in one header
 PROGRESS = re.compile(r'^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/')
 STAT = re.compile(r'^stat::(\w+):\s+(\d+)')
-NONCANONICAL = re.compile(r'^non-canonical values accepted so far: (\d+)')
 CRASH = re.compile(r'^(crash|leak|timeout|oom)-')
 SLOW_UNIT = re.compile(r'^slow-unit-')
 SLOW_UNIT_SECONDS = 1  # an input slower than this is saved and reported
@@ -33,9 +31,6 @@ def parse_arguments(argv):
     parser.add_argument('--seconds', type=int, default=60,
                         help='how long to fuzz (default: 60)')
     parser.add_argument('--workdir', help='corpus, log and crashes go here')
-    parser.add_argument('--allow-noncanonical', action='store_true',
-                        help='count non-canonical cookies that decode '
-                             'instead of stopping at the first one')
     parser.add_argument('--long-inputs', action='store_true',
                         help='try inputs of any length up to the maximum '
                              'from the start (libFuzzer grows them slowly '
@@ -48,8 +43,6 @@ def fuzz(arguments, workdir):
     environ = dict(os.environ)
     environ['PYTHONPATH'] = os.pathsep.join(
         filter(None, [os.path.dirname(HERE), environ.get('PYTHONPATH')]))
-    if arguments.allow_noncanonical:
-        environ['FUZZ_ALLOW_NONCANONICAL'] = '1'
     command = [sys.executable, TARGET, os.path.join(workdir, 'corpus'),
                f'-max_total_time={arguments.seconds}',
                f'-max_len={MAX_COOKIE_HEADER}', '-print_final_stats=1',
@@ -73,8 +66,6 @@ def summary(lines, elapsed, workdir):
                 if match]
     stats = dict(match.groups() for match in map(STAT.match, lines)
                  if match)
-    noncanonical = [match.group(1) for match in map(NONCANONICAL.match,
-                                                    lines) if match]
     artifacts = sorted(os.listdir(workdir))
     crashes = [name for name in artifacts if CRASH.match(name)]
     slow = [name for name in artifacts if SLOW_UNIT.match(name)]
@@ -91,8 +82,6 @@ def summary(lines, elapsed, workdir):
         ('peak memory (MB)', stats.get('peak_rss_mb', '?')),
         ('slowest input (s)', stats.get('slowest_unit_time_sec', '?')),
         (f'inputs slower than {SLOW_UNIT_SECONDS} s', len(slow)),
-        ('non-canonical cookies accepted',
-         f'>= {noncanonical[-1]}' if noncanonical else '0 seen'),
         ('crashes', ', '.join(crashes) or 'none'),
     ]
     return rows, crashes

@@ -62,6 +62,7 @@ import transaction
 import ZODB
 import zodburi
 from ZODB.POSException import ConflictError
+from pyramid.exceptions import ConfigurationError
 from zope.interface import implementer, provider
 
 from ..exceptions import SessionConflictError, StaleRecordError, StoreError
@@ -287,8 +288,11 @@ def _open_database(read, uri, where):
     try:
         return ZODB.DB(storage_factory(), **db_options)
     except Exception as error:
-        read.fail('uri', f'cannot open the sessions database {where}: '
-                         f'{type(error).__name__}: {error}')
+        # the StoreError behind it tells clearsessions that the setting may
+        # be right and the database down, locked or unreadable
+        failure = StoreError(f'cannot open the sessions database {where}: '
+                             f'{type(error).__name__}: {error}')
+        raise ConfigurationError(f'sessions.zodb.uri: {failure}') from failure
 
 
 def _make_parent_directory(uri):
