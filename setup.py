@@ -36,6 +36,16 @@ extras['testing'] = sorted(
     {req for reqs in extras.values() for req in reqs}
     | {'pytest', 'WebTest', 'pyramid_tm', 'pyramid_retry', 'hypothesis',
        'waitress', 'playwright>=1.40'})
+# benchmarks/overhead.py: the clients of the stores it measures, and the
+# peers it compares with (Beaker's ext:database checked on 1.14.1 with
+# SQLAlchemy 2.1)
+extras['benchmarks'] = sorted(
+    {req for name in ('sql', 'postgresql', 'redis', 'memcached')
+     for req in extras[name]}
+    | {'pyramid_tm', 'pyramid_beaker', 'Beaker>=1.14',
+       'pyramid_session_redis', 'python-memcached'})
+# fuzz/run.py: the coverage-guided fuzzer of the cookie codecs
+extras['fuzz'] = ['atheris']
 
 setup(
     name='pyramid_contrib_sessions',

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-import transaction
 from transaction.interfaces import IDataManager, IDataManagerSavepoint
 from zope.interface import implementer
 
@@ -103,11 +102,15 @@ class SessionDataManager:
             self.join()
 
     def commit_now(self):
-        """Write at once, in a transaction of our own (no pyramid_tm)."""
-        manager = transaction.TransactionManager(explicit=True)
-        manager.begin()
-        manager.get().join(self)
-        manager.commit()
+        """Write at once (no pyramid_tm): the vote and the finish that a
+        transaction of our own would run, this data manager being its only
+        resource, without the cost of making one on every request."""
+        try:
+            self.tpc_vote(None)
+        except BaseException:
+            self.tpc_abort(None)
+            raise
+        self.tpc_finish(None)
 
     # the two-phase commit protocol
 
@@ -177,14 +180,16 @@ class SessionDataManager:
                 changes.append(self._delete(base_id))
             cookie = DELETE_COOKIE if base_id is not None else None
             return _Plan(tuple(changes), None, None, cookie)
+        data = self._changed_data()
         if session.session_key is None or session.session_key != base_id:
             session_key = session.session_key or new_session_id()
-            record = self._new_record(now, session.created, version=1)
+            record = self._new_record(now, session.created, 1,
+                                      data or self._serialized())
             changes.append(self._write(session_key, record, None))
-        elif self._data_changed():
+        elif data is not None:
             session_key = base_id
             record = self._new_record(now, self._base.created,
-                                      self._base.version + 1)
+                                      self._base.version + 1, data)
             changes.append(self._write(session_key, record,
                                        self._base.version))
         elif self._refresh_due(now):
@@ -199,12 +204,23 @@ class SessionDataManager:
             else max(0, int(record.expires - now)))
         return _Plan(tuple(changes), session_key, record, cookie)
 
-    def _data_changed(self):
-        session = self.session
+    def _changed_data(self):
+        """The session's data serialized, when the request may have changed
+        it; ``None`` when it did not. Comparing the bytes with the loaded
+        record's spares decoding that record a second time: equal bytes are
+        equal data, and unequal bytes of equal data (keys set again in
+        another order) cost a write, never a lost change."""
+        session, base = self.session, self._base
         if not session.dirty:
-            return False
-        return (session.max_age != self._base.max_age
-                or bool(changed_keys(self._loaded_data(), session)))
+            return None
+        data = self._serialized()
+        if (base is not None and data == base.data
+                and session.max_age == base.max_age):
+            return None
+        return data
+
+    def _serialized(self):
+        return dumps_naming_key(self._factory.serializer, self.session)
 
     def _refresh_due(self, now):
         options = self._factory.options
@@ -217,11 +233,10 @@ class SessionDataManager:
         return expiry_time(self._factory.options, record.created, now,
                            self.session.max_age)
 
-    def _new_record(self, now, created, version):
+    def _new_record(self, now, created, version, data):
         session = self.session
         return SessionRecord(
-            data=dumps_naming_key(self._factory.serializer, session),
-            version=version, created=created, accessed=now,
+            data=data, version=version, created=created, accessed=now,
             expires=expiry_time(self._factory.options, created, now,
                                 session.max_age),
             max_age=session.max_age)

@@ -1,6 +1,7 @@
 """The ``ISessionFactory``: from a request's cookie to its session, and from
 the committed session back to the response's cookie."""
 import logging
+import re
 import time
 
 from pyramid.exceptions import ConfigurationError
@@ -14,6 +15,22 @@ from .keys import IdCodec, store_key
 from .session import Session, expiry_time
 
 log = logging.getLogger(__name__)
+
+# A Cookie header of plain ``name=value`` pairs, as browsers send our
+# cookies: no quotes, escapes, commas or spaces but one after each ``;``.
+# WebOb's parser (a large regular expression, run on every request) reads
+# such a header exactly as splitting it on ``;`` does.
+SIMPLE_COOKIE_HEADER = re.compile(r'(?:[A-Za-z0-9_.=-]+(?:; ?|\Z))*')
+# What separates cookies in a header: "; " from browsers, ", " where a
+# server joined several Cookie headers into one.
+COOKIE_SEPARATORS = re.compile('[;,]')
+# Browsers keep no cookie (name, "=" and value) longer than this.
+LONGEST_COOKIE = 4096
+# Cookie values WebOb writes unquoted: every value we issue.
+PLAIN_COOKIE_VALUE = re.compile(r'[A-Za-z0-9_.-]*')
+WEEKDAYS = ('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')
+MONTHS = (None, 'Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug',
+          'Sep', 'Oct', 'Nov', 'Dec')
 
 
 @implementer(ISessionCodec)
@@ -49,6 +66,7 @@ class SessionFactory:
     def __init__(self, options):
         self.options = options
         self.serializer = options.serializer
+        self._cookies = CookieWriter(options)
         backend = _open_backend(options)
         if ISessionCodec.providedBy(backend):  # client-side: no store
             self.store, self.codec = None, backend
@@ -135,15 +153,9 @@ class SessionFactory:
         return None if update is None else self._cookie_header(update)
 
     def _cookie_header(self, update):
-        options = self.options
-        deleting = update.value is None
-        return make_cookie(
-            options.cookie_name, '' if deleting else update.value,
-            max_age=0 if deleting else update.max_age,
-            path=options.cookie_path, domain=options.cookie_domain,
-            secure=options.cookie_secure, httponly=options.cookie_httponly,
-            samesite=options.cookie_samesite,
-        )
+        if update.value is None:
+            return self._cookies.header('', 0)
+        return self._cookies.header(update.value, update.max_age)
 
     def close(self):
         """Release the store's connections and files."""
@@ -176,11 +188,80 @@ def read_cookie(environ, name):
     """The value of cookie ``name`` in the request, ``None`` when absent or
     not ASCII. Only our cookie is decoded: another application's cookie with
     odd bytes on the same domain must not fail the request."""
+    header = environ.get('HTTP_COOKIE', '')
+    if SIMPLE_COOKIE_HEADER.fullmatch(header):
+        wanted = name + '='
+        for part in header.split(';'):
+            part = part.lstrip(' ')
+            if part.startswith(wanted):
+                return part[len(wanted):]
+        return None
     wanted = name.encode('ascii')
-    for key, value in parse_cookie(environ.get('HTTP_COOKIE', '')):
-        if key == wanted:
-            try:
-                return value.decode('ascii')
-            except UnicodeDecodeError:
-                return None
+    for part in _parts_naming(header, name):
+        for key, value in parse_cookie(part):
+            if key == wanted:
+                try:
+                    return value.decode('ascii')
+                except UnicodeDecodeError:
+                    return None
     return None
+
+
+def _parts_naming(header, name):
+    """The cookies of ``header`` that mention ``name``, for WebOb to parse
+    one by one, as RFC 6265 reads a header: no cookie value, quoted or not,
+    holds a separator. WebOb's parser takes time quadratic in a long run of
+    odd text, so it never sees a part longer than a cookie browsers keep."""
+    return [part for part in COOKIE_SEPARATORS.split(header)
+            if name in part and len(part.strip()) <= LONGEST_COOKIE]
+
+
+class CookieWriter:
+    """``Set-Cookie`` values for one factory's cookie settings, exactly as
+    WebOb's ``make_cookie`` writes them, but with the attributes that never
+    change put together once instead of on every response."""
+
+    def __init__(self, options):
+        self._options = options
+        self._name = options.cookie_name
+        flags = ''.join((
+            '; secure' if options.cookie_secure else '',
+            '; HttpOnly' if options.cookie_httponly else '',
+            f'; SameSite={options.cookie_samesite}'
+            if options.cookie_samesite else ''))
+        # "name=V[; Domain=...]; Path=...<flags>", as WebOb quotes them
+        template = self._webob('V', None)
+        head, _, path = template[:len(template) - len(flags)].rpartition(
+            '; Path=')
+        self._domain = head[len(self._name) + 2:]
+        self._path = path
+        self._flags = flags
+        # Settings WebOb writes otherwise (odd characters) stay with WebOb.
+        self._fast = self._compose('V', None) == template
+
+    def header(self, value, max_age):
+        """The header value that sets the cookie to ``value`` for
+        ``max_age`` seconds (``None``: until the browser closes)."""
+        if not (self._fast and PLAIN_COOKIE_VALUE.fullmatch(value)):
+            return self._webob(value, max_age)
+        return self._compose(value, max_age)
+
+    def _compose(self, value, max_age):
+        if max_age is None:
+            return (f'{self._name}={value}{self._domain}; Path={self._path}'
+                    f'{self._flags}')
+        expires = time.gmtime(time.time() + max_age)
+        return (f'{self._name}={value}{self._domain}; Max-Age={max_age}; '
+                f'Path={self._path}; expires={WEEKDAYS[expires.tm_wday]}, '
+                f'{expires.tm_mday:02d}-{MONTHS[expires.tm_mon]}-'
+                f'{expires.tm_year:04d} {expires.tm_hour:02d}:'
+                f'{expires.tm_min:02d}:{expires.tm_sec:02d} GMT{self._flags}')
+
+    def _webob(self, value, max_age):
+        options = self._options
+        return make_cookie(
+            options.cookie_name, value, max_age=max_age,
+            path=options.cookie_path, domain=options.cookie_domain,
+            secure=options.cookie_secure, httponly=options.cookie_httponly,
+            samesite=options.cookie_samesite,
+        )

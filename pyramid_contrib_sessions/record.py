@@ -3,6 +3,8 @@ import json
 from dataclasses import dataclass, replace
 from typing import Optional
 
+HEADER_JSON = json.JSONEncoder(separators=(',', ':'))  # made once
+
 
 @dataclass(frozen=True)
 class SessionRecord:
@@ -31,9 +33,9 @@ class SessionRecord:
 def record_to_bytes(record):
     """One JSON line of metadata, then the data: what file and cookie
     backends keep."""
-    header = json.dumps([record.version, record.created, record.accessed,
-                         record.expires, record.max_age],
-                        separators=(',', ':')).encode('ascii')
+    header = HEADER_JSON.encode([record.version, record.created,
+                                 record.accessed, record.expires,
+                                 record.max_age]).encode('ascii')
     return header + b'\n' + record.data
 
 

@@ -3,6 +3,10 @@ any object with ``dumps`` and ``loads``."""
 import json
 import pickle
 
+# made once: json.dumps() builds a new encoder on every call that passes
+# options
+COMPACT_JSON = json.JSONEncoder(separators=(',', ':'), ensure_ascii=False)
+
 
 class JSONSerializer:
     """Compact UTF-8 JSON; keys must be strings, as JSON keeps no others."""
@@ -13,8 +17,7 @@ class JSONSerializer:
                 raise TypeError(
                     f'session key {key!r} is a {type(key).__name__}: the JSON '
                     f'serializer keeps string keys only')
-        return json.dumps(data, separators=(',', ':'),
-                          ensure_ascii=False).encode('utf-8')
+        return COMPACT_JSON.encode(data).encode('utf-8')
 
     def loads(self, raw):
         return json.loads(raw)

@@ -11,6 +11,7 @@ hunt. The coverage-guided fuzzer of the cookie codecs is in ``fuzz/``.
 """
 import json
 import os
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +28,7 @@ from test_security import Spy
 
 from pyramid_contrib_sessions.backends.cookie import MAX_COOKIE_BYTES
 from pyramid_contrib_sessions.exceptions import SessionCookieTooLargeError
+from pyramid_contrib_sessions.factory import LONGEST_COOKIE
 from pyramid_contrib_sessions.keys import (b64decode, is_store_key,
                                            new_session_id, store_key)
 
@@ -182,11 +184,15 @@ def is_respelling(value, genuine):
 
 class Expectation:
     """What the header of a request may open, judged from the values it
-    gives our cookie name (parsed by WebOb, as Pyramid parses them)."""
+    gives our cookie name: as RFC 6265 reads a header, each cookie ends at
+    a separator, and one longer than browsers keep was never sent by one
+    (each is then parsed by WebOb, as Pyramid parses them)."""
 
     def __init__(self, header, victims):
         presented = [value.decode('latin-1')
-                     for name, value in parse_cookie(header)
+                     for part in re.split('[;,]', header)
+                     if len(part.strip()) <= LONGEST_COOKIE
+                     for name, value in parse_cookie(part)
                      if name == COOKIE_NAME.encode('ascii')]
         exact = {owner for owner, genuine in victims.genuine.items()
                  if genuine in presented}

@@ -175,6 +175,17 @@ def test_undecodable_cookie_of_another_application_keeps_the_session(app):
     assert response.json['data'] == {'a': 1, 'n': 1}
 
 
+def test_a_huge_odd_cookie_beside_ours_keeps_the_session(app):
+    """WebOb's parser takes time quadratic in such a run of text (16 s for
+    32 KB); a part longer than any cookie a browser keeps is never parsed,
+    and the session is found in no time."""
+    app.get('/set', params={'key': 'a', 'value': '1'})
+    huge = 'x' * 200_000
+    response = present(app, f'other="{huge}; {COOKIE_NAME}='
+                            f'{session_cookie(app)}; {COOKIE_NAME}{huge}')
+    assert response.json['data'] == {'a': 1, 'n': 1}
+
+
 # Server-side backends only: the cookie backend cannot revoke a cookie a
 # client kept (see backends/cookie.py), a limit it documents.
 @pytest.mark.parametrize('end_of_session', ['invalidate', 'cycle'])

@@ -25,7 +25,11 @@ the item and its cas token, compares the versions (a different one is a
 :class:`~pyramid_contrib_sessions.exceptions.StaleRecordError`), then
 stores with ``cas`` (``add`` when it expects no record). Losing the cas
 race re-reads: a newer version is stale; the same version (a concurrent
-touch) is simply tried again.
+touch) is simply tried again. A load is a ``gets`` too, and each thread
+keeps the item and token its last load read: a write of the version that
+load returned tries ``cas`` with that token at once, saving the re-read (a
+cas succeeds only while the item is still exactly the one read); a new
+record is an ``add`` without a read first.
 
 **A touch** cannot be partial: Memcached has no partial update, and its own
 ``touch`` command moves only the expiry, leaving the record's ``accessed``
@@ -43,6 +47,7 @@ import logging
 import math
 import os
 import re
+import threading
 import time
 from functools import partial
 
@@ -134,6 +139,7 @@ class MemcachedStore(CacheStore):
             connect_timeout=connect_timeout, timeout=socket_timeout,
             no_delay=True, default_noreply=False)
         self._pool = (None, {})
+        self._last_load = threading.local()  # name, item, token
 
     @classmethod
     def connect(cls, config):
@@ -193,12 +199,31 @@ class MemcachedStore(CacheStore):
         return self._call(name, 'cas', item, token, expire=exptime(expires))
 
     def load(self, key):
-        return _record(self._call(self.server_key(key), 'get'))
+        name = self.server_key(key)
+        item, token = self._gets(name)
+        self._last_load.read = (name, item, token)
+        return _record(item)
+
+    def _replaced(self, name, expected_version):
+        """The item a write expecting ``expected_version`` replaces, and its
+        cas token, without a round trip where none is needed: nothing for
+        a new record (``add`` fails when one exists), the item this
+        thread's last load read when it holds that version; otherwise a
+        fresh ``gets``."""
+        read = getattr(self._last_load, 'read', None)
+        self._last_load.read = None  # a token is used once
+        if expected_version is None:
+            return None, None
+        if read is not None and read[0] == name and read[2] is not None:
+            loaded = _record(read[1])
+            if loaded is not None and loaded.version == expected_version:
+                return read[1], read[2]
+        return self._gets(name)
 
     def prepare_write(self, key, record, expected_version):
         name = self.server_key(key)
         item = record_to_bytes(record)
-        before, token = self._gets(name)
+        before, token = self._replaced(name, expected_version)
         for _ in range(MAX_RACES):
             current = _record(before)
             if (None if current is None else current.version) \

@@ -38,12 +38,23 @@ log = logging.getLogger(__name__)
 
 DB_PATH = re.compile(r'/?(\d*)\Z')
 
+# A whole hash a script returns comes as one string of "<length>:<bytes>"
+# items (see unpacked()): one reply to read instead of a dozen, which the
+# client would parse one by one.
+PACKED = """
+local function packed(fields)
+  local parts = {}
+  for i, value in ipairs(fields) do parts[i] = #value .. ':' .. value end
+  return table.concat(parts)
+end
+"""
+
 # ARGV: the version the writer read ('' for none), the new TTL (PEXPIREAT
 # milliseconds), then the record's field/value pairs.
 # Returns {1, previous fields} when written, {0, current fields} when stale.
-WRITE = """
+WRITE = PACKED + """
 local stored = redis.call('HGET', KEYS[1], 'version') or ''
-local before = redis.call('HGETALL', KEYS[1])
+local before = packed(redis.call('HGETALL', KEYS[1]))
 if stored ~= ARGV[1] then return {0, before} end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
@@ -60,8 +71,8 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return before
 """
 
-DELETE = """
-local before = redis.call('HGETALL', KEYS[1])
+DELETE = PACKED + """
+local before = packed(redis.call('HGETALL', KEYS[1]))
 redis.call('DEL', KEYS[1])
 return before
 """
@@ -101,6 +112,17 @@ def ttl_at(expires):
     """``PEXPIREAT``'s argument: ``expires`` in epoch milliseconds (a time
     already past makes Redis drop the record at once)."""
     return str(math.ceil(float(expires) * 1000))
+
+
+def unpacked(packed):
+    """The list of strings a script packed (see ``PACKED``)."""
+    fields, at = [], 0
+    while at < len(packed):
+        colon = packed.index(b':', at)
+        end = colon + 1 + int(packed[at:colon])
+        fields.append(packed[colon + 1:end])
+        at = end
+    return fields
 
 
 def _as_dict(fields):
@@ -198,6 +220,7 @@ class RedisStore(CacheStore):
         with self._talking():
             written, before = self._write(keys=[name], args=[
                 expected, ttl_at(record.expires), *record_fields(record)])
+        before = unpacked(before)
         if not written:
             raise StaleRecordError(record_from_fields(before))
         return AppliedChange(lambda: self._undo(
@@ -218,7 +241,7 @@ class RedisStore(CacheStore):
     def prepare_delete(self, key):
         name = self.server_key(key)
         with self._talking():
-            before = self._delete(keys=[name])
+            before = unpacked(self._delete(keys=[name]))
         if not before:
             return NOTHING_CHANGED
         return AppliedChange(lambda: self._undo(

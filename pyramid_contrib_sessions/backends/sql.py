@@ -328,6 +328,13 @@ class SQLStore:
         self.table = session_table(table)
         self._dbsession = dbsession
         self._sqlite = engine.dialect.name == 'sqlite'
+        self._statements = _Statements(self.table, engine.dialect.name)
+        # A read is one SELECT: on PostgreSQL, in autocommit, it costs no
+        # BEGIN and ROLLBACK round trips (psycopg switches autocommit
+        # without asking the server). PyMySQL sends a SET for each switch,
+        # which costs more than it saves; SQLite's are calls in-process.
+        self._reader = (engine.execution_options(isolation_level='AUTOCOMMIT')
+                        if engine.dialect.name == 'postgresql' else engine)
         self._local = threading.local()  # the _Staging of a vote under way
         self._where = engine.url.render_as_string(hide_password=True)
         if self._sqlite:
@@ -369,19 +376,12 @@ class SQLStore:
 
     def load(self, key):
         with self._failures('read a session'):
-            with self.engine.connect() as connection:
-                row = connection.execute(
-                    self._select_record(key)).one_or_none()
-        return None if row is None else _record(row)
-
-    def _select_record(self, key):
-        table = self.table
-        return sa.select(table.c.data, table.c.version, table.c.created,
-                         table.c.accessed, table.c.expires,
-                         table.c.max_age).where(table.c.store_key == key)
+            with self._reader.connect() as connection:
+                return self._current(connection, key)
 
     def _current(self, connection, key):
-        row = connection.execute(self._select_record(key)).one_or_none()
+        row = connection.execute(self._statements.select,
+                                 {'key': key}).one_or_none()
         return None if row is None else _record(row)
 
     # staging changes
@@ -396,42 +396,35 @@ class SQLStore:
             return staging.stage()
 
     def _insert(self, connection, key, record):
-        statement = _insert_if_absent(
-            connection.dialect.name, self.table).values(
-            store_key=key, **_columns(record)).execution_options(
-            preserve_rowcount=True)  # kept by default for UPDATE/DELETE only
-        if connection.execute(statement).rowcount != 1:
+        inserted = connection.execute(self._statements.insert,
+                                      _columns(key, record)).rowcount
+        if inserted != 1:
             raise StaleRecordError(self._current(connection, key))
 
     def _update(self, connection, key, record, expected_version):
-        table = self.table
-        version = connection.execute(
-            sa.select(table.c.version).where(table.c.store_key == key)
-            .with_for_update()).scalar_one_or_none()
+        version = connection.execute(self._statements.lock,
+                                     {'key': key}).scalar_one_or_none()
         if version != expected_version:
             raise StaleRecordError(self._current(connection, key))
         # the version condition also guards a connection that holds no lock
         # (shared mode on SQLite)
         updated = connection.execute(
-            sa.update(table).where(table.c.store_key == key,
-                                   table.c.version == expected_version)
-            .values(**_columns(record))).rowcount
+            self._statements.update,
+            {**_columns(key, record), 'expected': expected_version}).rowcount
         if updated != 1:
             raise StaleRecordError(self._current(connection, key))
 
     def prepare_touch(self, key, accessed, expires):
-        table = self.table
         with self._staging() as staging:
             staging.connection.execute(
-                sa.update(table).where(table.c.store_key == key)
-                .values(accessed=accessed, expires=expires))
+                self._statements.touch,
+                {'key': key, 'new_accessed': accessed,
+                 'new_expires': expires})
             return staging.stage()
 
     def prepare_delete(self, key):
-        table = self.table
         with self._staging() as staging:
-            staging.connection.execute(
-                sa.delete(table).where(table.c.store_key == key))
+            staging.connection.execute(self._statements.delete, {'key': key})
             return staging.stage()
 
     @contextlib.contextmanager
@@ -552,6 +545,32 @@ class SQLStore:
                              f'{self._where}: {_first_line(error)}') from error
 
 
+RECORD_COLUMNS = ('data', 'version', 'created', 'accessed', 'expires',
+                  'max_age')
+
+
+class _Statements:
+    """The statements of every request, built once with bound parameters
+    (``key``, ``expected``, ``new_<column>``), so SQLAlchemy reuses their
+    compiled form instead of building and hashing a statement per call."""
+
+    def __init__(self, table, dialect_name):
+        columns = table.c
+        by_key = columns.store_key == sa.bindparam('key')
+        new = {name: sa.bindparam(f'new_{name}') for name in RECORD_COLUMNS}
+        self.select = sa.select(
+            *(columns[name] for name in RECORD_COLUMNS)).where(by_key)
+        self.insert = _insert_if_absent(dialect_name, table).values(
+            store_key=sa.bindparam('key'), **new).execution_options(
+            preserve_rowcount=True)  # kept by default for UPDATE/DELETE only
+        self.lock = sa.select(columns.version).where(by_key).with_for_update()
+        self.update = sa.update(table).where(
+            by_key, columns.version == sa.bindparam('expected')).values(**new)
+        self.touch = sa.update(table).where(by_key).values(
+            accessed=new['accessed'], expires=new['expires'])
+        self.delete = sa.delete(table).where(by_key)
+
+
 def _insert_if_absent(dialect_name, table):
     """An INSERT that inserts nothing when the key exists (rowcount 0)."""
     if dialect_name == 'postgresql':
@@ -565,10 +584,12 @@ def _insert_if_absent(dialect_name, table):
     return sa.insert(table).prefix_with('IGNORE')
 
 
-def _columns(record):
-    return {'data': record.data, 'version': record.version,
-            'created': record.created, 'accessed': record.accessed,
-            'expires': record.expires, 'max_age': record.max_age}
+def _columns(key, record):
+    """The bound parameters of ``record`` stored under ``key``."""
+    return {'key': key, 'new_data': record.data,
+            'new_version': record.version, 'new_created': record.created,
+            'new_accessed': record.accessed, 'new_expires': record.expires,
+            'new_max_age': record.max_age}
 
 
 def _record(row):
