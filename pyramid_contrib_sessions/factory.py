@@ -189,15 +189,17 @@ def read_cookie(environ, name):
     not ASCII. Only our cookie is decoded: another application's cookie with
     odd bytes on the same domain must not fail the request."""
     header = environ.get('HTTP_COOKIE', '')
+    parts = _parts_naming(header, name)
     if SIMPLE_COOKIE_HEADER.fullmatch(header):
+        # plain "name=value" pairs, which WebOb reads as splitting does
         wanted = name + '='
-        for part in header.split(';'):
+        for part in parts:
             part = part.lstrip(' ')
             if part.startswith(wanted):
                 return part[len(wanted):]
         return None
     wanted = name.encode('ascii')
-    for part in _parts_naming(header, name):
+    for part in parts:
         for key, value in parse_cookie(part):
             if key == wanted:
                 try:
@@ -208,10 +210,11 @@ def read_cookie(environ, name):
 
 
 def _parts_naming(header, name):
-    """The cookies of ``header`` that mention ``name``, for WebOb to parse
-    one by one, as RFC 6265 reads a header: no cookie value, quoted or not,
-    holds a separator. WebOb's parser takes time quadratic in a long run of
-    odd text, so it never sees a part longer than a cookie browsers keep."""
+    """The cookies of ``header`` that mention ``name``, cut at every
+    separator as RFC 6265 reads a header (no cookie value, quoted or not,
+    holds one). A part longer than a cookie browsers keep was sent by no
+    browser and is left out: WebOb's parser takes time quadratic in a long
+    run of odd text."""
     return [part for part in COOKIE_SEPARATORS.split(header)
             if name in part and len(part.strip()) <= LONGEST_COOKIE]
 
