@@ -257,7 +257,7 @@ class SessionDataManager:
     def _touch(self, session_id, record):
         key = store_key(session_id)
         return key, lambda: self._factory.store.prepare_touch(
-            key, record.accessed, record.expires)
+            key, record.accessed, record.expires, record.version)
 
     def _write(self, session_id, record, expected_version):
         key = store_key(session_id)

@@ -96,11 +96,15 @@ class ISessionStore(Interface):
         merges and prepares again.
         """
 
-    def prepare_touch(key, accessed, expires):
-        """Stage a refresh of the expiry of the record under ``key``.
+    def prepare_touch(key, accessed, expires, expected_version):
+        """Stage a refresh of the expiry of the record under ``key``, made
+        from its version ``expected_version``.
 
         Never a conflict, never a rewrite of other writers' data and never a
-        new version; a record that is gone stays gone.
+        new version. A record that is gone stays gone, and one that another
+        writer changed since (a new version) is left as it is: that writer
+        stored times of its own, maybe a shorter expiry this refresh must
+        not undo.
         """
 
     def prepare_delete(key):

@@ -445,7 +445,7 @@ def test_abort_keeps_a_record_written_after_the_change(store_of, change):
     prepared = {
         'write': lambda: store.prepare_write(key, record(2), 1),
         'touch': lambda: store.prepare_touch(key, time.time() + 1,
-                                             time.time() + 900),
+                                             time.time() + 900, 1),
         'delete': lambda: store.prepare_delete(key),
     }[change]()
     if change == 'delete':

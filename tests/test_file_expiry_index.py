@@ -88,7 +88,7 @@ def test_a_refresh_makes_no_marker_and_is_filed_again_by_the_cleaner(
     first_slot = slot_of(now + 5)
     assert markers(indexed_store) == {key: [first_slot]}
     refreshed = now + 7200
-    indexed_store.prepare_touch(key, now, refreshed).commit()
+    indexed_store.prepare_touch(key, now, refreshed, 1).commit()
     assert markers(indexed_store) == {key: [first_slot]}  # nothing written
 
     # the first slot is over: the session is live, so it is filed again
@@ -165,7 +165,7 @@ def test_the_cleaner_waits_for_a_refresh_under_way(indexed_store):
     new expiry and keeps the session."""
     now = time.time()
     key = put(indexed_store, now + 5)
-    refresh = indexed_store.prepare_touch(key, now, now + 7200)
+    refresh = indexed_store.prepare_touch(key, now, now + 7200, 1)
     results = []
     cleaner = threading.Thread(target=lambda: results.append(
         indexed_store.delete_expired(now + AFTER_A_SLOT, 10)))

@@ -277,7 +277,8 @@ def test_a_refresh_of_the_expiry_updates_nothing_else(sql_backend):
     app.get('/get')
     [update] = statements.writes()
     assert re.match(r'UPDATE \S+ SET accessed=\S+, expires=\S+ WHERE '
-                    r'\S*store_key = \S+$', update), update
+                    r'\S*store_key = \S+ AND \S*version = \S+$',
+                    update), update
     after = current_record(app)
     assert (after.data, after.version) == (before.data, before.version)
     assert after.accessed > before.accessed
@@ -354,7 +355,7 @@ def test_clearing_spares_an_expired_session_refreshed_meanwhile(sql_store):
     for key in keys_:
         put(sql_store, key, make_record(lives=-30))
     now = time.time()
-    staged = sql_store.prepare_touch(refreshed, now, now + 3600)
+    staged = sql_store.prepare_touch(refreshed, now, now + 3600, 1)
     with ThreadPoolExecutor(1) as pool:
         clearing = pool.submit(sql_store.delete_expired, now, 100)
         time.sleep(RIVAL_HEAD_START)

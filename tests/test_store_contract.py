@@ -95,7 +95,7 @@ def write_next(store, key):
 def touch_later(store, key):
     current = store.load(key)
     return store.prepare_touch(key, current.accessed + 5,
-                               current.expires + 500)
+                               current.expires + 500, current.version)
 
 
 def delete(store, key):
@@ -164,15 +164,28 @@ def test_touch_refreshes_the_expiry_only(store):
     key = new_key()
     stored = put(store, key, make_record(max_age=600))
     store.prepare_touch(key, stored.accessed + 5,
-                        stored.expires + 500).commit()
+                        stored.expires + 500, stored.version).commit()
     assert store.load(key) == stored.touched(stored.accessed + 5,
                                              stored.expires + 500)
+
+
+def test_touch_leaves_a_record_rewritten_since_as_it_is(store):
+    """A refresh made from version 1 must not undo what the writer of
+    version 2 stored, such as a shorter expiry (set_expiry)."""
+    key = new_key()
+    stored = put(store, key, make_record())
+    shorter = replace(next_version(stored, b'{"n":2}'),
+                      expires=stored.accessed + 60, max_age=60)
+    store.prepare_write(key, shorter, stored.version).commit()
+    store.prepare_touch(key, stored.accessed + 5, stored.expires + 500,
+                        stored.version).commit()
+    assert store.load(key) == shorter
 
 
 def test_touch_of_a_missing_key_stores_nothing(store):
     key = new_key()
     now = time.time()
-    store.prepare_touch(key, now, now + 3600).commit()
+    store.prepare_touch(key, now, now + 3600, 1).commit()
     assert store.load(key) is None
 
 
@@ -336,7 +349,7 @@ class TestFileStoreOnDisk:
     @pytest.mark.parametrize('operation', [
         lambda store, key: store.load(key),
         lambda store, key: store.prepare_write(key, make_record(), None),
-        lambda store, key: store.prepare_touch(key, 0, 0),
+        lambda store, key: store.prepare_touch(key, 0, 0, 1),
         lambda store, key: store.prepare_delete(key),
     ], ids=['load', 'prepare_write', 'prepare_touch', 'prepare_delete'])
     def test_a_key_that_is_not_64_hex_is_refused(

@@ -128,15 +128,16 @@ def test_a_write_that_meets_another_write_is_stale(store, monkeypatch):
     assert store.load(key) == theirs
 
 
-def test_a_touch_that_meets_a_write_is_applied_to_it(store, monkeypatch):
+def test_a_touch_that_meets_a_write_leaves_it_as_written(store,
+                                                        monkeypatch):
     key = put(store, make_record())
     written = make_record(version=2, data=b'{"n":2}')
     calls = race(monkeypatch, store, 'touch',
                  lambda tree: tree.write(key, written))
     accessed, expires = written.accessed + 5, written.expires + 500
-    store.prepare_touch(key, accessed, expires).commit()
-    assert len(calls) == 2  # met the write, then went through
-    assert store.load(key) == written.touched(accessed, expires)
+    store.prepare_touch(key, accessed, expires, 1).commit()
+    assert len(calls) == 2  # met the write, then looked again
+    assert store.load(key) == written
 
 
 def test_a_write_that_meets_a_delete_is_stale_and_stores_nothing(
@@ -153,7 +154,7 @@ def test_the_cleaner_keeps_a_session_refreshed_meanwhile(store, monkeypatch):
     key = put(store, make_record(lives=-100))
     now = time.time()
     refreshed = race(monkeypatch, store, 'delete_expired',
-                     lambda tree: tree.touch(key, now, now + 3600))
+                     lambda tree: tree.touch(key, now, now + 3600, 1))
     assert store.delete_expired(now, 10) == 0
     assert len(refreshed) == 2  # met the refresh, then looked again
     assert store.load(key).expires == now + 3600

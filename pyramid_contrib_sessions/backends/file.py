@@ -281,11 +281,11 @@ class FileStore:
                 raise StaleRecordError(current)
             return self._replacement(lock_fd, key, current, record)
 
-    def prepare_touch(self, key, accessed, expires):
+    def prepare_touch(self, key, accessed, expires, expected_version):
         path = self._file(key)
         with self._locked(key) as lock_fd:
             current = self._read(path)
-            if current is None:
+            if current is None or current.version != expected_version:
                 return _Prepared(lock_fd)
             return self._replacement(lock_fd, key, current,
                                      current.touched(accessed, expires))

@@ -239,13 +239,13 @@ class MemcachedStore(CacheStore):
             raise _raced()
         return AppliedChange(partial(self._restore, name, item, current))
 
-    def prepare_touch(self, key, accessed, expires):
+    def prepare_touch(self, key, accessed, expires, expected_version):
         name = self.server_key(key)
         for _ in range(MAX_RACES):
             before, token = self._gets(name)
             current = _record(before)
-            if current is None:
-                return NOTHING_CHANGED  # a record that is gone stays gone
+            if current is None or current.version != expected_version:
+                return NOTHING_CHANGED  # gone, or rewritten since
             item = record_to_bytes(current.touched(accessed, expires))
             if self._store(name, item, token, expires):
                 return AppliedChange(

@@ -61,11 +61,12 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return {1, before}
 """
 
-# ARGV: accessed, expires, the new TTL. Returns the version, accessed and
-# expires it replaced, or nil when there is no record to refresh.
+# ARGV: accessed, expires, the new TTL, the version the refresh was made
+# from. Returns the version, accessed and expires it replaced, or nil when
+# there is no record to refresh: gone, or rewritten since.
 TOUCH = """
 local before = redis.call('HMGET', KEYS[1], 'version', 'accessed', 'expires')
-if not before[1] then return nil end
+if before[1] ~= ARGV[4] then return nil end
 redis.call('HSET', KEYS[1], 'accessed', ARGV[1], 'expires', ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return before
@@ -226,13 +227,14 @@ class RedisStore(CacheStore):
         return AppliedChange(lambda: self._undo(
             name, [str(record.version), ''] + _restore_arguments(before)))
 
-    def prepare_touch(self, key, accessed, expires):
+    def prepare_touch(self, key, accessed, expires, expected_version):
         name = self.server_key(key)
         with self._talking():
             before = self._touch(keys=[name], args=[
-                _number(accessed), _number(expires), ttl_at(expires)])
+                _number(accessed), _number(expires), ttl_at(expires),
+                str(expected_version)])
         if before is None:
-            return NOTHING_CHANGED  # a record that is gone stays gone
+            return NOTHING_CHANGED  # gone, or rewritten since
         version, old_accessed, old_expires = before
         return AppliedChange(lambda: self._undo(name, [
             version, _number(accessed), ttl_at(old_expires),

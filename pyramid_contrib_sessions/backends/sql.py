@@ -414,12 +414,12 @@ class SQLStore:
         if updated != 1:
             raise StaleRecordError(self._current(connection, key))
 
-    def prepare_touch(self, key, accessed, expires):
+    def prepare_touch(self, key, accessed, expires, expected_version):
         with self._staging() as staging:
             staging.connection.execute(
                 self._statements.touch,
-                {'key': key, 'new_accessed': accessed,
-                 'new_expires': expires})
+                {'key': key, 'expected': expected_version,
+                 'new_accessed': accessed, 'new_expires': expires})
             return staging.stage()
 
     def prepare_delete(self, key):
@@ -566,7 +566,8 @@ class _Statements:
         self.lock = sa.select(columns.version).where(by_key).with_for_update()
         self.update = sa.update(table).where(
             by_key, columns.version == sa.bindparam('expected')).values(**new)
-        self.touch = sa.update(table).where(by_key).values(
+        self.touch = sa.update(table).where(
+            by_key, columns.version == sa.bindparam('expected')).values(
             accessed=new['accessed'], expires=new['expires'])
         self.delete = sa.delete(table).where(by_key)
 

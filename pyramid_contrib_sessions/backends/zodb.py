@@ -176,11 +176,12 @@ class ZODBStore:
         return AppliedChange(lambda: self._change_session(
             key, lambda tree: tree.undo_write(key, record, previous)))
 
-    def prepare_touch(self, key, accessed, expires):
+    def prepare_touch(self, key, accessed, expires, expected_version):
         previous = self._change_session(
-            key, lambda tree: tree.touch(key, accessed, expires))
+            key, lambda tree: tree.touch(key, accessed, expires,
+                                         expected_version))
         if previous is None:
-            return AppliedChange()  # gone, or a later access is stored already
+            return AppliedChange()  # gone, rewritten, or accessed later
         return AppliedChange(lambda: self._change_session(
             key, lambda tree: tree.undo_touch(key, (accessed, expires),
                                               previous)))

@@ -149,12 +149,14 @@ class SessionTree(Persistent):
         self.expiry.add(key, record.expires)
         return previous
 
-    def touch(self, key, accessed, expires):
+    def touch(self, key, accessed, expires, expected_version):
         """Refresh the expiry; the ``(accessed, expires)`` it replaced, or
-        None when nothing changed: the session is gone, or a later access
+        None when nothing changed: the session is gone, another writer
+        stored a new version since ``expected_version``, or a later access
         was already stored (an older refresh must not undo it)."""
         state = self.records.get(key)
-        if state is None or state.accessed >= accessed:
+        if (state is None or state.version != expected_version
+                or state.accessed >= accessed):
             return None
         previous = state.accessed, state.expires
         state.accessed, state.expires = accessed, expires
