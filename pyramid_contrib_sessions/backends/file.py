@@ -37,12 +37,10 @@ the index).
 The index is created by the first clearing of a directory (the first
 ``clearsessions`` run): until then writers make no markers. That run first
 waits for the writers that found no index, then files every session already
-there with one full scan of the directory, once: a directory written by an
-earlier version of this backend, or never cleared, is indexed the same way.
-Its cost grows with the number of sessions; every later run's with the
-number of expired ones (plus the markers of the slot under way). Until
-then ``count_expired`` (``clearsessions --dry-run``) scans the directory
-and changes nothing.
+there with one full scan of the directory, once. Its cost grows with the
+number of sessions; every later run's with the number of expired ones (plus
+the markers of the slot under way). Until then ``count_expired``
+(``clearsessions --dry-run``) scans the directory and changes nothing.
 """
 import contextlib
 import fcntl
@@ -69,9 +67,6 @@ INDEX_DIR = '.expiry'
 # In INDEX_DIR once the full scan that files the sessions already there
 # has ended (see the module).
 INDEX_BUILT = 'built'
-# Versions before the index kept their temporary files in the directory
-# itself, under this prefix; the full scan removes the ones a crash left.
-OLD_TEMP_PREFIX = '.tmp-'
 STALE_TEMP_AGE = 3600  # seconds: a temp file this old was left by a crash
 # The width of an expiry slot in seconds. Narrow slots make the cleaner
 # read fewer live markers in the slot under way; wide ones make fewer
@@ -457,7 +452,6 @@ class FileStore:
             with self._holding(_stripe_key(stripe)):
                 pass
         slots, filed = set(), 0
-        cutoff = time.time() - STALE_TEMP_AGE
         with os.scandir(self.path) as entries:
             for entry in entries:
                 if is_store_key(entry.name):
@@ -465,8 +459,6 @@ class FileStore:
                     if expires is not None:
                         slots.add(self._index.file(entry.name, expires))
                         filed += 1
-                elif entry.name.startswith(OLD_TEMP_PREFIX):
-                    _remove_if_older(entry.path, cutoff)
         self._index.sync(slots)
         self._index.mark_built()
         log.info('file backend: indexed the expiry of %d sessions in %s',
