@@ -163,6 +163,21 @@ def test_the_cleaner_keeps_a_session_refreshed_meanwhile(store, monkeypatch):
 # requests that all read one version of a session
 
 
+def test_a_zeo_client_reads_what_another_committed_just_before(
+        backend_zeo, factory_for):
+    """Two processes behind one host name: the request that follows a
+    commit in the other process must read it, though the ZEO server's
+    invalidation may still be on its way to this client."""
+    writer = factory_for(backend_zeo).store
+    reader = factory_for(backend_zeo).store
+    key = put(writer, make_record(version=1))
+    assert reader.load(key).version == 1  # now in the reader's cache
+    for version in range(2, 202):
+        writer.prepare_write(key, make_record(version=version),
+                             version - 1).commit()
+        assert reader.load(key).version == version
+
+
 def all_load_first(store, requests):
     """Make the first ``requests`` loads of ``store`` wait for each other:
     every request has read the session before any of them commits."""

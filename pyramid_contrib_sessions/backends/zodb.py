@@ -287,13 +287,28 @@ def _open_database(read, uri, where):
                          f'with the relstorage extra): {error}')
     _make_parent_directory(uri)
     try:
-        return ZODB.DB(storage_factory(), **db_options)
+        storage = storage_factory()
+        _ask_the_server_at_each_transaction(storage)
+        return ZODB.DB(storage, **db_options)
     except Exception as error:
         # the StoreError behind it tells clearsessions that the setting may
         # be right and the database down, locked or unreadable
         failure = StoreError(f'cannot open the sessions database {where}: '
                              f'{type(error).__name__}: {error}')
         raise ConfigurationError(f'sessions.zodb.uri: {failure}') from failure
+
+
+def _ask_the_server_at_each_transaction(storage):
+    """Make a ZEO client ask its server for news as each transaction
+    begins (ZEO's ``server_sync``), one round trip. Otherwise it learns of
+    another process's commit only when the server's invalidation arrives,
+    a moment later: the next request of the same browser, sent to this
+    process, would read the session as it was before that commit."""
+    if getattr(storage, 'server_sync', None) is not False:
+        return  # not a ZEO client, or it asks already
+    storage.server_sync = True  # how ZEO sets it up on every connection
+    if storage.is_connected():  # this one was set up already: do the same
+        storage.sync = storage.ping
 
 
 def _make_parent_directory(uri):
