@@ -6,6 +6,7 @@ cookie, rewritten as if issued that many seconds earlier), so only one test
 sleeps, to show the same on the real clock.
 """
 import json
+import threading
 import time
 
 import pytest
@@ -16,6 +17,8 @@ from functional_support import (
     the_set_cookie)
 
 TWO_WEEKS = 1209600
+# Bounds a wait on another thread (a failing test, never a passing one).
+WAIT = 30
 
 
 def app_with(backend, **options):
@@ -135,6 +138,35 @@ def test_reads_refresh_the_expiry_at_most_once_per_reissue_time(any_backend):
     assert after.expires >= started + 99
     # a touch, not a rewrite: same data, same version
     assert (after.data, after.version) == (aged.data, aged.version)
+
+
+def test_a_refresh_never_undoes_a_shorter_expiry_set_meanwhile(
+        server_backend):
+    """A read that is due to refresh the expiry loads the session; another
+    request shortens it with set_expiry() and commits; then the read
+    commits its refresh. The shorter expiry must stay."""
+    app = app_with(server_backend, timeout=3600, reissue_time=0)
+    store_n(app)
+    store = session_factory(app).store
+    load = store.load
+    loaded, shortened = threading.Event(), threading.Event()
+
+    def load_then_wait(key):
+        record = load(key)
+        if threading.current_thread() is reader:
+            loaded.set()
+            shortened.wait(WAIT)
+        return record
+
+    store.load = load_then_wait
+    reader = threading.Thread(target=app.get, args=('/get',))
+    reader.start()
+    assert loaded.wait(WAIT)
+    app.get('/expiry', {'value': '60'})
+    shortened.set()
+    reader.join(WAIT)
+    started = time.time()
+    assert current_record(app).expires <= started + 60
 
 
 def test_save_every_request_refreshes_on_every_session_request(any_backend):
