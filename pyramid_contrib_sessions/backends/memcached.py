@@ -139,7 +139,7 @@ class MemcachedStore(CacheStore):
             connect_timeout=connect_timeout, timeout=socket_timeout,
             no_delay=True, default_noreply=False)
         self._pool = (None, {})
-        self._last_load = threading.local()  # name, item, token
+        self._last_load = threading.local()  # name, version, item, token
 
     @classmethod
     def connect(cls, config):
@@ -201,8 +201,10 @@ class MemcachedStore(CacheStore):
     def load(self, key):
         name = self.server_key(key)
         item, token = self._gets(name)
-        self._last_load.read = (name, item, token)
-        return _record(item)
+        record = _record(item)
+        self._last_load.read = (
+            name, None if record is None else record.version, item, token)
+        return record
 
     def _replaced(self, name, expected_version):
         """The item a write expecting ``expected_version`` replaces, and its
@@ -214,10 +216,8 @@ class MemcachedStore(CacheStore):
         self._last_load.read = None  # a token is used once
         if expected_version is None:
             return None, None
-        if read is not None and read[0] == name and read[2] is not None:
-            loaded = _record(read[1])
-            if loaded is not None and loaded.version == expected_version:
-                return read[1], read[2]
+        if read is not None and read[:2] == (name, expected_version):
+            return read[2:]  # the item, and the token only it matches
         return self._gets(name)
 
     def prepare_write(self, key, record, expected_version):
