@@ -185,23 +185,29 @@ def age_session(app, created_by=0, accessed_by=0):
     return aged
 
 
-class CallCounter:
-    """Wraps a method and counts its calls, still doing the real work."""
+class Spy:
+    """Calls the function it wraps and records each call's arguments: a
+    spy on the real thing, not a stand-in for it."""
 
-    def __init__(self, method):
-        self._method = method
-        self.calls = 0
+    def __init__(self, function):
+        self._function = function
+        self.calls = []
 
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self._method(*args, **kwargs)
+    def __call__(self, *args):
+        self.calls.append(args)
+        return self._function(*args)
+
+    def taken(self):
+        """The calls recorded since the last time."""
+        calls, self.calls = self.calls, []
+        return calls
 
 
-def count_calls(monkeypatch, obj, name):
-    """Count the calls to ``obj.name`` for the rest of the test."""
-    counter = CallCounter(getattr(obj, name))
-    monkeypatch.setattr(obj, name, counter)
-    return counter
+def spy_on(monkeypatch, obj, name):
+    """Record the calls to ``obj.name`` for the rest of the test."""
+    spy = Spy(getattr(obj, name))
+    monkeypatch.setattr(obj, name, spy)
+    return spy
 
 
 def app_counting_retries(settings, retry_attempts):

@@ -13,6 +13,8 @@ from dataclasses import replace
 
 import pytest
 
+from functional_support import spy_on
+
 from pyramid_contrib_sessions.backends.file import (
     INDEX_BUILT, INDEX_DIR, SLOT_SECONDS, FileStore, slot_of)
 from pyramid_contrib_sessions.keys import new_session_id, store_key
@@ -53,19 +55,12 @@ def markers(store):
     return found
 
 
-class ListingSpy:
-    """Records the directories ``os.listdir`` and ``os.scandir`` list."""
-
-    def __init__(self, monkeypatch):
-        self.listed = []
-        for name in ('listdir', 'scandir'):
-            monkeypatch.setattr(os, name, self._spying(getattr(os, name)))
-
-    def _spying(self, original):
-        def spy(path='.'):
-            self.listed.append(os.path.abspath(path))
-            return original(path)
-        return spy
+def spy_on_listings(monkeypatch):
+    """A function answering the directories ``os.listdir`` and
+    ``os.scandir`` have listed since."""
+    spies = [spy_on(monkeypatch, os, name) for name in ('listdir', 'scandir')]
+    return lambda: [os.path.abspath(args[0] if args else '.')
+                    for spy in spies for args in spy.calls]
 
 
 def test_clearing_never_lists_the_session_directory(indexed_store,
@@ -73,10 +68,10 @@ def test_clearing_never_lists_the_session_directory(indexed_store,
     now = time.time()
     live = [put(indexed_store, now + 3600) for _ in range(30)]
     expired = [put(indexed_store, now - 3600) for _ in range(5)]
-    spy = ListingSpy(monkeypatch)
+    listed = spy_on_listings(monkeypatch)
     assert indexed_store.count_expired(now) == 5
     assert indexed_store.delete_expired(now, 100) == 5
-    assert indexed_store.path not in spy.listed
+    assert indexed_store.path not in listed()
     assert [indexed_store.load(key) for key in expired] == [None] * 5
     assert None not in [indexed_store.load(key) for key in live]
 

@@ -16,8 +16,8 @@ from webtest import TestApp
 
 from app import RetryableViewError, ViewFailed
 from functional_support import (
-    count_calls, current_record, get_with_cookie, is_server_side,
-    make_tracked_app, record_for, session_cookie, session_factory, set_cookies,
+    current_record, get_with_cookie, is_server_side, make_tracked_app,
+    record_for, session_cookie, session_factory, set_cookies, spy_on,
     stored_count, the_set_cookie, varies_on_cookie)
 
 # pyramid_tm only vetoes 4xx/5xx responses when told to
@@ -82,9 +82,9 @@ def test_untouched_request_does_not_read_an_existing_session(app,
                                                             monkeypatch):
     app.get('/incr')
     before = current_record(app)
-    decode = count_calls(monkeypatch, session_factory(app).codec, 'decode')
+    decode = spy_on(monkeypatch, session_factory(app).codec, 'decode')
     response = app.get('/untouched')
-    assert decode.calls == 0
+    assert decode.calls == []
     assert set_cookies(response) == []
     assert not varies_on_cookie(response)
     assert current_record(app) == before

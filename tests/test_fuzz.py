@@ -21,10 +21,9 @@ from webtest import TestApp
 
 from app import make_app
 from functional_support import (get_with_cookie, session_cookie,
-                                session_factory, store_closed_after,
+                                session_factory, spy_on, store_closed_after,
                                 the_set_cookie)
 from test_hostile import forged_cookie
-from test_security import Spy
 
 from pyramid_contrib_sessions.backends.cookie import MAX_COOKIE_BYTES
 from pyramid_contrib_sessions.exceptions import SessionCookieTooLargeError
@@ -234,9 +233,7 @@ def spy_on_loads(app, monkeypatch):
     store = session_factory(app).store
     if store is None:
         return None
-    spy = Spy(store.load)
-    monkeypatch.setattr(store, 'load', spy)
-    return spy
+    return spy_on(monkeypatch, store, 'load')
 
 
 def test_any_cookie_header_gets_a_fresh_or_a_stored_session(

@@ -11,8 +11,8 @@ from webtest import TestApp
 
 from app import TEST_SECRET
 from functional_support import (
-    count_calls, current_data, current_record, is_server_side,
-    session_factory, set_cookies, stored_count, the_set_cookie, track_writes,
+    current_data, current_record, is_server_side, session_factory,
+    set_cookies, spy_on, stored_count, the_set_cookie, track_writes,
     varies_on_cookie)
 from pyramid_contrib_sessions import SessionMiddleware
 
@@ -120,7 +120,6 @@ def test_error_page_started_with_exc_info_saves_nothing(client):
 
 def test_untouched_session_is_not_read(client, monkeypatch):
     client.get('/count')
-    decode = count_calls(monkeypatch, session_factory(client).codec,
-                         'decode')
+    decode = spy_on(monkeypatch, session_factory(client).codec, 'decode')
     client.get('/untouched')
-    assert decode.calls == 0
+    assert decode.calls == []

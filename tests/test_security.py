@@ -23,8 +23,8 @@ from webtest import TestApp
 from app import TEST_SECRET, make_app
 from functional_support import (current_record, get_with_cookie,
                                 session_cookie, session_factory,
-                                set_cookies, store_closed_after,
-                                the_set_cookie)
+                                set_cookies, spy_on,
+                                store_closed_after, the_set_cookie)
 from test_hostile import flip
 
 from pyramid_contrib_sessions.exceptions import (SessionConflictError,
@@ -149,24 +149,6 @@ def test_store_error_logs_no_session_id(backend_file, caplog):
 
 # Signatures are checked in constant time
 
-class Spy:
-    """Calls the function it wraps and records each call's arguments: a
-    spy on the real thing, not a stand-in for it."""
-
-    def __init__(self, function):
-        self._function = function
-        self.calls = []
-
-    def __call__(self, *args):
-        self.calls.append(args)
-        return self._function(*args)
-
-    def taken(self):
-        """The calls recorded since the last time."""
-        calls, self.calls = self.calls, []
-        return calls
-
-
 @pytest.mark.parametrize('backend', ['file', 'cookie'])
 def test_signature_is_compared_in_constant_time_with_every_secret(
         request, backend, monkeypatch):
@@ -175,8 +157,7 @@ def test_signature_is_compared_in_constant_time_with_every_secret(
     app.get('/set', params={'key': 'n', 'value': '1'})
     genuine = session_cookie(app)
     forged = flip(genuine, -5)
-    spy = Spy(hmac.compare_digest)
-    monkeypatch.setattr(hmac, 'compare_digest', spy)
+    spy = spy_on(monkeypatch, hmac, 'compare_digest')
     assert get_with_cookie(app, '/get', forged).json['new'] is True
     compared = spy.taken()
     given = b64decode(forged.rpartition('.')[2])
@@ -286,8 +267,7 @@ def test_pickle_serializer_unpickles_only_what_the_store_holds(
     with store_closed_after(app):
         genuine, stored = plant_pickled_session(app)
         serializer = session_factory(app).serializer
-        loads = Spy(serializer.loads)
-        monkeypatch.setattr(serializer, 'loads', loads)
+        loads = spy_on(monkeypatch, serializer, 'loads')
         for hostile in exploit_cookies(payload, genuine):
             response = get_with_cookie(app, '/get', hostile)
             assert response.json['new'] is True
