@@ -137,8 +137,8 @@ class SessionDataManager:
         if self._plan is NOTHING_TO_DO or self._factory.store is None:
             return  # a client-side session is all in the cookie
         try:
-            for key, prepare in sorted(self._plan.changes,
-                                       key=lambda change: change[0]):
+            for _, prepare in sorted(self._plan.changes,
+                                     key=lambda change: change[0]):
                 self._prepared.append(prepare())
         except BaseException:
             self._drop_prepared()
@@ -248,20 +248,22 @@ class SessionDataManager:
             self._base_data = self._factory.serializer.loads(self._base.data)
         return self._base_data
 
-    # the store changes
+    # the store changes: (session id, prepare), sorted by id at the vote so
+    # that concurrent votes take stores' locks in one order; the store key
+    # is hashed only when a store is asked
 
     def _delete(self, session_id):
-        key = store_key(session_id)
-        return key, lambda: self._factory.store.prepare_delete(key)
+        return session_id, lambda: self._factory.store.prepare_delete(
+            store_key(session_id))
 
     def _touch(self, session_id, record):
-        key = store_key(session_id)
-        return key, lambda: self._factory.store.prepare_touch(
-            key, record.accessed, record.expires, record.version)
+        return session_id, lambda: self._factory.store.prepare_touch(
+            store_key(session_id), record.accessed, record.expires,
+            record.version)
 
     def _write(self, session_id, record, expected_version):
-        key = store_key(session_id)
-        return key, lambda: self._prepare_write(key, record, expected_version)
+        return session_id, lambda: self._prepare_write(
+            store_key(session_id), record, expected_version)
 
     def _prepare_write(self, key, record, expected_version):
         store = self._factory.store

@@ -89,7 +89,7 @@ class SessionFactory:
         def finish(request, response):
             if not in_transaction and request.exception is None:
                 manager.commit_now()
-            response.vary = vary_with_cookie(response.vary)
+            vary_with_cookie(response.headerlist)
             cookie = self.set_cookie_header(manager)
             if cookie is not None:
                 response.headerlist.append(('Set-Cookie', cookie))
@@ -177,11 +177,18 @@ def _open_backend(options):
             'sessions.', options.prefix)) from error
 
 
-def vary_with_cookie(vary):
-    """A ``Vary`` value that includes ``Cookie``: the response depends on
-    the session."""
-    vary = tuple(vary or ())
-    return vary if 'Cookie' in vary else vary + ('Cookie',)
+def vary_with_cookie(headers):
+    """Make the response headers ``headers`` (a list, changed in place) say
+    that the response depends on the session: ``Vary`` names ``Cookie``."""
+    fields = [field.strip() for name, value in headers
+              if name.lower() == 'vary' for field in value.split(',')]
+    if not fields:  # the common case: no Vary yet
+        headers.append(('Vary', 'Cookie'))
+    elif not any(field.lower() in ('cookie', '*') for field in fields):
+        headers[:] = [(name, value) for name, value in headers
+                      if name.lower() != 'vary']
+        headers.append(('Vary', ', '.join(
+            [field for field in fields if field] + ['Cookie'])))
 
 
 def read_cookie(environ, name):
@@ -189,17 +196,16 @@ def read_cookie(environ, name):
     not ASCII. Only our cookie is decoded: another application's cookie with
     odd bytes on the same domain must not fail the request."""
     header = environ.get('HTTP_COOKIE', '')
-    parts = _parts_naming(header, name)
     if SIMPLE_COOKIE_HEADER.fullmatch(header):
         # plain "name=value" pairs, which WebOb reads as splitting does
         wanted = name + '='
-        for part in parts:
+        for part in header.split(';'):
             part = part.lstrip(' ')
-            if part.startswith(wanted):
+            if part.startswith(wanted) and len(part) <= LONGEST_COOKIE:
                 return part[len(wanted):]
         return None
     wanted = name.encode('ascii')
-    for part in parts:
+    for part in _parts_naming(header, name):
         for key, value in parse_cookie(part):
             if key == wanted:
                 try:

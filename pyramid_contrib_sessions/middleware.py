@@ -39,12 +39,8 @@ class SessionMiddleware:
     def _session_headers(self, manager, headers, exc_info):
         if exc_info is None:
             manager.commit_now()
-        vary = [part.strip() for name, value in headers
-                if name.lower() == 'vary' for part in value.split(',')]
-        headers = [(name, value) for name, value in headers
-                   if name.lower() != 'vary']
-        headers.append(('Vary', ', '.join(
-            vary_with_cookie(part for part in vary if part))))
+        headers = list(headers)
+        vary_with_cookie(headers)
         cookie = self.factory.set_cookie_header(manager)
         if cookie is not None:
             headers.append(('Set-Cookie', cookie))

@@ -4,6 +4,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 HEADER_JSON = json.JSONEncoder(separators=(',', ':'))  # made once
+HEADER_DECODER = json.JSONDecoder()
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ def record_from_bytes(raw):
     if not newline:
         raise ValueError('no record header')
     try:
-        version, created, accessed, expires, max_age = json.loads(header)
-    except (TypeError, ValueError) as error:
+        version, created, accessed, expires, max_age = HEADER_DECODER.decode(
+            header.decode('ascii'))
+    except (TypeError, ValueError) as error:  # UnicodeDecodeError included
         raise ValueError('malformed record header') from error
     if not (isinstance(version, int) and all(
             isinstance(value, (int, float))

@@ -6,6 +6,8 @@ import pickle
 # made once: json.dumps() builds a new encoder on every call that passes
 # options
 COMPACT_JSON = json.JSONEncoder(separators=(',', ':'), ensure_ascii=False)
+# json.loads() of bytes first guesses their encoding; ours is always UTF-8
+JSON_DECODER = json.JSONDecoder()
 
 
 class JSONSerializer:
@@ -20,7 +22,7 @@ class JSONSerializer:
         return COMPACT_JSON.encode(data).encode('utf-8')
 
     def loads(self, raw):
-        return json.loads(raw)
+        return JSON_DECODER.decode(raw.decode('utf-8'))
 
 
 class PickleSerializer:

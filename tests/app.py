@@ -248,3 +248,15 @@ def view_expiry_in(request):
 
 
 VIEWS.update({'expiry_in': view_expiry_in})
+
+
+# A view for test_cookie_attributes' Vary cases: appended, so the ones above
+# keep their meaning.
+
+def view_incr_varying(request):
+    """/incr whose response already says ``Vary: <vary>``."""
+    view_incr(request)
+    return Response('counted', headers=[('Vary', request.params['vary'])])
+
+
+VIEWS.update({'incr_varying': view_incr_varying})

@@ -138,3 +138,20 @@ def test_bad_cookie_settings_fail_at_startup(request, backend, options, key):
     with pytest.raises(ConfigurationError,
                        match='^' + re.escape(f'sessions.{key}:')):
         make_app({**settings, **sessions(**options)})
+
+
+# Vary: the response depends on the cookie, whatever else it depends on
+
+@pytest.mark.parametrize('vary, expected', [
+    ('Accept', 'Accept, Cookie'),
+    ('Accept,Accept-Language', 'Accept, Accept-Language, Cookie'),
+    ('Accept, cookie', 'Accept, cookie'),  # field names ignore case
+    ('*', '*'),  # already varies with everything
+])
+def test_vary_adds_cookie_to_the_applications_own_fields(
+        backend_cookie, vary, expected):
+    app = make_app(backend_cookie)
+    for _ in range(2):  # a new session, then an update
+        response = app.get('/incr_varying', {'vary': vary})
+        assert response.headers.getall('Vary') == [expected]
+    assert app.get('/get').json['value'] == 2
