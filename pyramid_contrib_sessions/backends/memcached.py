@@ -8,7 +8,9 @@ own expiry at the record's ``expires``. Memcached reads an expiry of up to
 lifetime is sent as the absolute time (:func:`exptime`).
 
 **Several servers.** Each key lives on one server, chosen by rendezvous
-(highest random weight) hashing, pymemcache's consistent hash: adding or
+(highest random weight) hashing, pymemcache's consistent hash scored with
+BLAKE2 (its default, murmur3 in pure Python, costs more than a round trip
+to memcached): adding or
 removing a server moves only that server's share of the sessions, and the
 order of the servers in the URL does not matter (their spelling does: every
 application process must list them alike). pymemcache's ``HashClient`` is
@@ -43,6 +45,7 @@ at most once per ``reissue_time`` of a session, never on a plain read.
 the record an abort puts back is exactly the one removed. See
 :mod:`.cache` for why every change is applied at the vote.
 """
+import hashlib
 import logging
 import math
 import os
@@ -114,6 +117,13 @@ def server_address(server):
     return f'[{host}]:{port}' if ':' in host else f'{host}:{port}'
 
 
+def _score(text, seed):
+    """A rendezvous score for ``RendezvousHash``: any well-mixed hash will
+    do (the seed is pymemcache's default, 0, and unused)."""
+    return int.from_bytes(
+        hashlib.blake2b(text.encode(), digest_size=8).digest(), 'big')
+
+
 def _record(item):
     """The record an item holds; ``None`` for no item or a foreign one."""
     if item is None:
@@ -134,12 +144,15 @@ class MemcachedStore(CacheStore):
     def __init__(self, servers, prefix, connect_timeout, socket_timeout):
         super().__init__(prefix)
         self._servers = {server_address(server): server for server in servers}
-        self._hash = RendezvousHash(list(self._servers))
+        self._hash = RendezvousHash(list(self._servers), hash_function=_score)
+        # one server (the usual case) needs no hashing at all
+        self._only_address = (next(iter(self._servers))
+                              if len(self._servers) == 1 else None)
         self._client_options = dict(
             connect_timeout=connect_timeout, timeout=socket_timeout,
             no_delay=True, default_noreply=False)
         self._pool = (None, {})
-        self._last_load = threading.local()  # name, version, item, token
+        self._last_load = threading.local()  # name, record, item, token
 
     @classmethod
     def connect(cls, config):
@@ -175,7 +188,7 @@ class MemcachedStore(CacheStore):
     def _call(self, name, command, *args, **kwargs):
         """Run ``command`` for the item ``name`` on its server; its errors
         become a StoreError naming the server."""
-        address = self._hash.get_node(name)
+        address = self._only_address or self._hash.get_node(name)
         for attempt in (1, 2):
             client = self._clients()[address]
             try:
@@ -202,30 +215,30 @@ class MemcachedStore(CacheStore):
         name = self.server_key(key)
         item, token = self._gets(name)
         record = _record(item)
-        self._last_load.read = (
-            name, None if record is None else record.version, item, token)
+        self._last_load.read = (name, record, item, token)
         return record
 
     def _replaced(self, name, expected_version):
-        """The item a write expecting ``expected_version`` replaces, and its
-        cas token, without a round trip where none is needed: nothing for
-        a new record (``add`` fails when one exists), the item this
-        thread's last load read when it holds that version; otherwise a
-        fresh ``gets``."""
+        """The record a write expecting ``expected_version`` replaces, and
+        the cas token of its item, without a round trip where none is
+        needed: nothing for a new record (``add`` fails when one exists),
+        what this thread's last load read when it holds that version;
+        otherwise a fresh ``gets``."""
         read = getattr(self._last_load, 'read', None)
         self._last_load.read = None  # a token is used once
         if expected_version is None:
             return None, None
-        if read is not None and read[:2] == (name, expected_version):
-            return read[2:]  # the item, and the token only it matches
-        return self._gets(name)
+        if read is not None and read[0] == name and read[1] is not None \
+                and read[1].version == expected_version:
+            return read[1], read[3]  # the token only that item matches
+        item, token = self._gets(name)
+        return _record(item), token
 
     def prepare_write(self, key, record, expected_version):
         name = self.server_key(key)
         item = record_to_bytes(record)
-        before, token = self._replaced(name, expected_version)
+        current, token = self._replaced(name, expected_version)
         for _ in range(MAX_RACES):
-            current = _record(before)
             if (None if current is None else current.version) \
                     != expected_version:
                 raise StaleRecordError(current)
@@ -234,7 +247,7 @@ class MemcachedStore(CacheStore):
             latest, token = self._gets(name)
             if latest == item:
                 break  # stored after all: a dropped connection lost the reply
-            before = latest
+            current = _record(latest)
         else:
             raise _raced()
         return AppliedChange(partial(self._restore, name, item, current))
