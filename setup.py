@@ -23,7 +23,8 @@ extras = {
     'sql': ['SQLAlchemy>=2.0.28', 'zope.sqlalchemy>=3.1'],
     'postgresql': ['psycopg[binary]>=3.1'],
     'mysql': ['PyMySQL>=1.0'],
-    'redis': ['redis>=4.6'],
+    # hiredis: redis-py then parses replies in C, not in Python
+    'redis': ['redis>=4.6', 'hiredis'],
     'memcached': ['pymemcache>=4.0'],
     'zeo': ['ZEO>=5.2'],
     # RelStorage's own [postgresql] extra builds psycopg2 from source; the
