@@ -8,13 +8,15 @@ finish it makes the staged changes durable and records the cookie the
 response must carry; on abort it drops them, and the response carries no
 cookie change.
 """
+import contextlib
 import logging
 import random
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-from transaction.interfaces import IDataManager, IDataManagerSavepoint
+from transaction.interfaces import (
+    IDataManager, IDataManagerSavepoint, NoTransaction)
 from zope.interface import implementer
 
 from .exceptions import SessionConflictError, StaleRecordError
@@ -93,6 +95,14 @@ class SessionDataManager:
             current.join(self)
             self._joined = current
 
+    def session_changed(self):
+        """The session's first change: join the transaction, if there is
+        one still under way. A change made after pyramid_tm ended it (in a
+        later response callback) cannot be committed, as it never could."""
+        if self.transaction_manager is not None:
+            with contextlib.suppress(NoTransaction):
+                self.join()
+
     def save(self):
         """``session.save()``: join the request's transaction, or write at
         once when there is none."""
@@ -123,7 +133,12 @@ class SessionDataManager:
         return getattr(self._factory.store, 'sort_key', DEFAULT_SORT_KEY)
 
     def abort(self, txn):
+        # Also how a savepoint taken before we joined rolls back (then we
+        # are unjoined): the session was unchanged when we joined, so its
+        # state as loaded is the state of every such savepoint.
         self._drop_prepared()
+        self._joined = None
+        self._restore_loaded()
 
     def tpc_begin(self, txn):
         pass
@@ -192,7 +207,7 @@ class SessionDataManager:
                                       self._base.version + 1, data)
             changes.append(self._write(session_key, record,
                                        self._base.version))
-        elif self._refresh_due(now):
+        elif self.refresh_due(now):
             session_key = base_id
             record = self._base.touched(now, self._expires(now, self._base))
             changes.append(self._touch(session_key, record))
@@ -222,7 +237,9 @@ class SessionDataManager:
     def _serialized(self):
         return dumps_naming_key(self._factory.serializer, self.session)
 
-    def _refresh_due(self, now):
+    def refresh_due(self, now):
+        """Whether the loaded session is to be written back at ``now`` even
+        if unchanged: a fresh expiry, asked for or due."""
         options = self._factory.options
         if self.session.save_requested or options.save_every_request:
             return True
@@ -240,6 +257,17 @@ class SessionDataManager:
             expires=expiry_time(self._factory.options, created, now,
                                 session.max_age),
             max_age=session.max_age)
+
+    def _restore_loaded(self):
+        """Make the session what was loaded (or last committed) again."""
+        session, base = self.session, self._base
+        dict.clear(session)
+        if base is not None:
+            dict.update(session, self._factory.serializer.loads(base.data))
+        session.session_key = self._base_id
+        session.max_age = None if base is None else base.max_age
+        session.new = base is None
+        session._dirty = session.save_requested = False
 
     def _loaded_data(self):
         """The data as loaded, decoded afresh: values the view mutated in

@@ -100,27 +100,35 @@ class SessionFactory:
     def open(self, cookie_value, transaction_manager=None):
         """A data manager holding the session for ``cookie_value``: the
         stored one, or a new empty one when the value is missing, forged or
-        stale. It joins ``transaction_manager``'s current transaction when
-        one is given; otherwise the caller calls its ``commit_now()``."""
+        stale. Given ``transaction_manager``, it joins the current
+        transaction when the session is first changed, or at once when an
+        expiry refresh is due: a request that leaves its session alone adds
+        nothing to the transaction. Without one, the caller calls its
+        ``commit_now()``."""
         now = time.time()
         session_id, record, data = self._load(cookie_value, now)
 
         def save_now():
             manager.save()
 
+        def changed():
+            manager.session_changed()
+
         if record is None:
             session = Session({}, options=self.options, session_key=None,
                               created=now, accessed=now, max_age=None,
-                              new=True, save_hook=save_now)
+                              new=True, save_hook=save_now,
+                              on_change=changed)
         else:
             session = Session(data, options=self.options,
                               session_key=session_id, created=record.created,
                               accessed=record.accessed,
                               max_age=record.max_age, new=False,
-                              save_hook=save_now)
+                              save_hook=save_now, on_change=changed)
         manager = SessionDataManager(self, session, record,
                                      transaction_manager)
-        if transaction_manager is not None:
+        if (transaction_manager is not None and record is not None
+                and manager.refresh_due(now)):
             manager.join()
         return manager
 

@@ -31,7 +31,7 @@ def _marks_changed(method):
 
     @functools.wraps(method)
     def mutate(self, *args, **kwargs):
-        self._dirty = True
+        self.changed()
         return method(self, *args, **kwargs)
 
     return mutate
@@ -49,10 +49,11 @@ class Session(dict):
     """
 
     def __init__(self, data, *, options, session_key, created, accessed,
-                 max_age, new, save_hook):
+                 max_age, new, save_hook, on_change):
         super().__init__(data)
         self._options = options
         self._save_hook = save_hook
+        self._on_change = on_change  # called as a change follows none
         self.session_key = session_key
         self.created = created
         self.accessed = accessed
@@ -77,14 +78,16 @@ class Session(dict):
 
     def changed(self):
         """Tell the session that a value was mutated in place."""
-        self._dirty = True
+        if not self._dirty:
+            self._dirty = True
+            self._on_change()
 
     def invalidate(self):
         """Empty the session and forget its id. The stored record is deleted
         when the transaction commits; data set afterwards goes into a new
         session with a new id."""
+        self.changed()
         dict.clear(self)
-        self._dirty = True
         self.session_key = None
         self.new = True
         self.created = self.accessed = time.time()
@@ -95,13 +98,13 @@ class Session(dict):
         The old id is removed when the transaction commits. A session with
         no id yet gets one when something is first stored."""
         if self.session_key is not None:
+            self.changed()
             self.session_key = new_session_id()
-            self._dirty = True
 
     def save(self):
         """Persist now: within pyramid_tm, as part of the current
         transaction; without it, at once."""
-        self._dirty = True
+        self.changed()
         self.save_requested = True
         self._save_hook()
 
@@ -120,8 +123,8 @@ class Session(dict):
                                   or not isinstance(value, int) or value < 0):
             raise ValueError(f'set_expiry() takes seconds >= 0, a datetime, '
                              f'a timedelta or None, not {value!r}')
+        self.changed()
         self.max_age = value
-        self._dirty = True
 
     @property
     def expire_at_browser_close(self):

@@ -260,3 +260,38 @@ def view_incr_varying(request):
 
 
 VIEWS.update({'incr_varying': view_incr_varying})
+
+
+# A view for test_functional's savepoint cases: appended, so the ones above
+# keep their meaning.
+
+def view_savepoint(request):
+    """Sets ``early`` (when asked), takes a savepoint of the request's
+    transaction, changes ``n`` and sets ``rolled_back``, rolls back to the
+    savepoint, then sets ``late`` (when asked)."""
+    session = request.session
+    if 'early' in request.params:
+        session['early'] = True
+    savepoint = request.tm.savepoint()
+    session['n'] = 'rolled back'
+    session['rolled_back'] = True
+    savepoint.rollback()
+    if 'late' in request.params:
+        session['late'] = True
+    return _answer(request)
+
+
+def view_change_after_commit(request):
+    """Reads the session, then changes it in a response callback: after
+    pyramid_tm ended the transaction."""
+    request.session.get('n')
+
+    def change(request, response):
+        request.session['late'] = True
+
+    request.add_response_callback(change)
+    return _answer(request)
+
+
+VIEWS.update({'savepoint': view_savepoint,
+              'change_after_commit': view_change_after_commit})

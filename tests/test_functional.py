@@ -270,3 +270,37 @@ def test_an_attempt_rendered_by_an_exception_view_leaves_nothing(
     assert app.get('/get').json['value'] == start + 1
     if is_server_side(app):
         assert stored_count(app) == 1
+
+
+# savepoints of the request's transaction
+
+@pytest.mark.parametrize('early, late', [
+    (True, True), (True, False), (False, True)])
+def test_a_savepoint_rollback_undoes_the_session_changes_made_after_it(
+        app, early, late):
+    store_value(app, 'n', 1)
+    asked = {'early': early, 'late': late}
+    response = app.get('/savepoint', {name: '1' for name, wanted
+                                      in asked.items() if wanted})
+    expected = {'n': 1, **{name: True for name, wanted in asked.items()
+                           if wanted}}
+    assert response.json['data'] == expected
+    assert app.get('/get').json['data'] == expected  # as committed
+
+
+def test_a_savepoint_rollback_over_every_change_writes_nothing(app):
+    store_value(app, 'n', 1)
+    before = current_record(app)
+    response = app.get('/savepoint')
+    assert response.json['data'] == {'n': 1}
+    assert set_cookies(response) == []
+    assert current_record(app) == before
+
+
+def test_a_change_after_the_transaction_ended_is_not_stored(app):
+    store_value(app, 'n', 1)
+    before = current_record(app)
+    response = app.get('/change_after_commit')
+    assert set_cookies(response) == []
+    assert current_record(app) == before
+    assert app.get('/get').json['data'] == {'n': 1}
