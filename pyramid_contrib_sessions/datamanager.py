@@ -12,8 +12,7 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from transaction.interfaces import (
     IDataManager, IDataManagerSavepoint, NoTransaction)
@@ -41,8 +40,7 @@ MERGE_BACKOFF = 0.002
 DEFAULT_SORT_KEY = '~~pyramid_contrib_sessions'
 
 
-@dataclass(frozen=True)
-class CookieUpdate:
+class CookieUpdate(NamedTuple):
     """What a committed transaction asks of the response's cookie:
     ``value`` None deletes it; ``max_age`` None makes a browser-session
     cookie."""
@@ -54,8 +52,7 @@ class CookieUpdate:
 DELETE_COOKIE = CookieUpdate(None)
 
 
-@dataclass(frozen=True)
-class _Plan:
+class _Plan(NamedTuple):
     """What the vote decided: the store changes, the record the session
     becomes, its id and the cookie to send after the commit."""
 

@@ -253,6 +253,7 @@ class CookieWriter:
         self._domain = head[len(self._name) + 2:]
         self._path = path
         self._flags = flags
+        self._last_expires = (None, None)  # (when, its expires date)
         # Settings WebOb writes otherwise (odd characters) stay with WebOb.
         self._fast = self._compose('V', None) == template
 
@@ -267,12 +268,23 @@ class CookieWriter:
         if max_age is None:
             return (f'{self._name}={value}{self._domain}; Path={self._path}'
                     f'{self._flags}')
-        expires = time.gmtime(time.time() + max_age)
         return (f'{self._name}={value}{self._domain}; Max-Age={max_age}; '
-                f'Path={self._path}; expires={WEEKDAYS[expires.tm_wday]}, '
-                f'{expires.tm_mday:02d}-{MONTHS[expires.tm_mon]}-'
-                f'{expires.tm_year:04d} {expires.tm_hour:02d}:'
-                f'{expires.tm_min:02d}:{expires.tm_sec:02d} GMT{self._flags}')
+                f'Path={self._path}; expires={self._expires(max_age)}'
+                f'{self._flags}')
+
+    def _expires(self, max_age):
+        """The ``expires`` date ``max_age`` seconds from now, made once per
+        second (the responses of one second share it)."""
+        at = int(time.time()) + max_age
+        made = self._last_expires
+        if made[0] != at:
+            date = time.gmtime(at)
+            made = (at, f'{WEEKDAYS[date.tm_wday]}, {date.tm_mday:02d}-'
+                        f'{MONTHS[date.tm_mon]}-{date.tm_year:04d} '
+                        f'{date.tm_hour:02d}:{date.tm_min:02d}:'
+                        f'{date.tm_sec:02d} GMT')
+            self._last_expires = made  # one assignment: safe across threads
+        return made[1]
 
     def _webob(self, value, max_age):
         options = self._options

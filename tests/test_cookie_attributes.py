@@ -1,14 +1,17 @@
 """Every cookie setting, as the Set-Cookie header a browser receives shows
 it, on every backend; and the combinations refused at start-up."""
+import email.utils
 import re
 
 import pytest
 from pyramid.exceptions import ConfigurationError
+from webob.cookies import make_cookie, serialize_cookie_date
 from webtest import TestApp
 
 from app import make_app
 from functional_support import (
-    current_record, get_with_cookie, store_closed_after, the_set_cookie)
+    current_record, get_with_cookie, session_factory, store_closed_after,
+    the_set_cookie)
 
 TWO_WEEKS = 1209600
 ABSENT = object()
@@ -155,3 +158,51 @@ def test_vary_adds_cookie_to_the_applications_own_fields(
         response = app.get('/incr_varying', {'vary': vary})
         assert response.headers.getall('Vary') == [expected]
     assert app.get('/get').json['value'] == 2
+
+
+# The Set-Cookie header is composed without WebOb on the hot path: it must
+# be, byte for byte, what WebOb's make_cookie writes for the same cookie.
+
+WEBOB_CASES = [
+    {},
+    {'cookie_domain': 'example.com', 'cookie_path': '/app'},
+    {'cookie_httponly': 'false', 'cookie_samesite': 'Strict'},
+    {'cookie_samesite': 'None', 'cookie_secure': 'true'},
+    {'cookie_age': '60', 'cookie_name': '__Host-session',
+     'cookie_secure': 'true'},
+    {'expire_at_browser_close': 'true'},
+]
+
+
+def test_set_cookie_is_what_webob_writes(backend_cookie):
+    for settings in WEBOB_CASES:
+        app = make_app({**backend_cookie, **sessions(**settings)})
+        options = session_factory(app).options
+        [setting] = store_n(app).headers.getall('Set-Cookie')
+        value = setting.split(';', 1)[0].split('=', 1)[1]
+        [deleting] = get_with_cookie(app, '/clear', value).headers.getall(
+            'Set-Cookie')
+        for header in (setting, deleting):
+            value = header.split(';', 1)[0].split('=', 1)[1]
+            max_age = re.search(r'Max-Age=(\d+)', header)
+            expected = make_cookie(
+                options.cookie_name, value,
+                max_age=max_age and int(max_age.group(1)),
+                path=options.cookie_path, domain=options.cookie_domain,
+                secure=options.cookie_secure,
+                httponly=options.cookie_httponly,
+                samesite=options.cookie_samesite)
+            assert _with_date_of(header, expected) == header, settings
+
+
+def _with_date_of(header, other):
+    """``other`` with the expires date of ``header``, when the two are at
+    most a second apart (they were made one after the other)."""
+    dates = [re.search(r'expires=([^;]+)', text) for text in (header, other)]
+    if None in dates:
+        return other
+    ours, theirs = (email.utils.parsedate_to_datetime(date.group(1))
+                    for date in dates)
+    assert 0 <= (theirs - ours).total_seconds() <= 1
+    assert dates[0].group(1) == serialize_cookie_date(ours).decode()
+    return other.replace(dates[1].group(1), dates[0].group(1))
