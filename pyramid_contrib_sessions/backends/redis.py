@@ -1,17 +1,22 @@
 """The ``cache`` backend on Redis (redis-py): ``redis://``, ``rediss://``
 and ``unix://`` URLs.
 
-A session is one hash under ``prefix + store key``: the fields ``data``,
-``version``, ``created``, ``accessed``, ``expires`` and ``max_age``, and a
-TTL (``PEXPIREAT``) at ``expires``, so Redis drops it by itself.
+A session is one string under ``prefix + store key``: the record's bytes
+(:func:`~pyramid_contrib_sessions.record.record_to_bytes`, a JSON header
+line ``[version,created,accessed,expires,max_age]`` then the data), with a
+TTL (``PEXPIREAT``) at ``expires``, so Redis drops it by itself. A load is
+one ``GET``.
 
 Every change is one Lua script, so the check and the change are atomic
 without a lock held across the request: a write compares the stored
-version with the one the writer read (a mismatch is a
-:class:`~pyramid_contrib_sessions.exceptions.StaleRecordError` carrying the
-current record); a touch sets only ``accessed``, ``expires`` and the TTL,
-never the data. Each script returns what it replaced, so an abort can put
-it back (see :mod:`.cache` for why changes are applied at the vote).
+version (read off the header) with the one the writer read (a mismatch is
+a :class:`~pyramid_contrib_sessions.exceptions.StaleRecordError` carrying
+the current record); a touch rewrites only the header's ``accessed`` and
+``expires``, on the server, keeping the data it finds there: the client
+never sends data, so it cannot put back data older than another writer's.
+Each script returns the bytes it replaced, so an abort can put them back,
+only while the record is still exactly what the change left (see
+:mod:`.cache` for why changes are applied at the vote).
 
 A pooled connection that broke (the server restarted) is retried once on a
 fresh connection. Should a connection break after Redis ran a write but
@@ -30,7 +35,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..exceptions import StaleRecordError, StoreError
-from ..record import SessionRecord
+from ..record import record_from_bytes, record_to_bytes
 from . import NOTHING_CHANGED, AppliedChange
 from .cache import CacheStore, url_error
 
@@ -38,60 +43,57 @@ log = logging.getLogger(__name__)
 
 DB_PATH = re.compile(r'/?(\d*)\Z')
 
-# A whole hash a script returns comes as one string of "<length>:<bytes>"
-# items (see unpacked()): one reply to read instead of a dozen, which the
-# client would parse one by one.
-PACKED = """
-local function packed(fields)
-  local parts = {}
-  for i, value in ipairs(fields) do parts[i] = #value .. ':' .. value end
-  return table.concat(parts)
-end
-"""
+# The parts of a record's header line the scripts read: its version, and
+# what a touch keeps (version and created) and rewrites (accessed and
+# expires) before the rest (max_age, then the data). Numbers hold no comma.
+HEADER_LUA = "'^%[(%d+),([^,]*),[^,]*,[^,]*,(.*)$'"
+HEADER = re.compile(rb'\[(\d+),([^,]*),[^,]*,[^,]*,(.*)\Z', re.DOTALL)
 
-# ARGV: the version the writer read ('' for none), the new TTL (PEXPIREAT
-# milliseconds), then the record's field/value pairs.
-# Returns {1, previous fields} when written, {0, current fields} when stale.
-WRITE = PACKED + """
-local stored = redis.call('HGET', KEYS[1], 'version') or ''
-local before = packed(redis.call('HGETALL', KEYS[1]))
-if stored ~= ARGV[1] then return {0, before} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-return {1, before}
-"""
-
-# ARGV: accessed, expires, the new TTL, the version the refresh was made
-# from. Returns the version, accessed and expires it replaced, or nil when
-# there is no record to refresh: gone, or rewritten since.
-TOUCH = """
-local before = redis.call('HMGET', KEYS[1], 'version', 'accessed', 'expires')
-if before[1] ~= ARGV[4] then return nil end
-redis.call('HSET', KEYS[1], 'accessed', ARGV[1], 'expires', ARGV[2])
+# ARGV: the version the writer read ('' for none), the record's bytes, its
+# TTL (PEXPIREAT milliseconds). Returns {1, the bytes replaced} when
+# written, {0, the bytes stored} when stale (false: no record).
+WRITE = f"""
+local stored = redis.call('GET', KEYS[1])
+local version = ''
+if stored then version = string.match(stored, {HEADER_LUA}) or '?' end
+if version ~= ARGV[1] then return {{0, stored}} end
+redis.call('SET', KEYS[1], ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-return before
+return {{1, stored}}
 """
 
-DELETE = PACKED + """
-local before = packed(redis.call('HGETALL', KEYS[1]))
+# ARGV: the version the refresh was made from, accessed, expires (as the
+# header writes them), the new TTL. Returns the bytes it replaced, or false
+# when there is no record to refresh: gone, or rewritten since.
+TOUCH = f"""
+local stored = redis.call('GET', KEYS[1])
+if not stored then return false end
+local version, created, rest = string.match(stored, {HEADER_LUA})
+if version ~= ARGV[1] then return false end
+redis.call('SET', KEYS[1], '[' .. version .. ',' .. created .. ',' ..
+           ARGV[2] .. ',' .. ARGV[3] .. ',' .. rest)
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return stored
+"""
+
+# Returns the bytes it removed (false: there was no record).
+DELETE = """
+local stored = redis.call('GET', KEYS[1])
 redis.call('DEL', KEYS[1])
-return before
+return stored
 """
 
-# Undoes one change, only while the record is still what the change left.
-# ARGV: the version the change left ('' for no record), the accessed it
-# left ('' to compare the version only), the TTL to restore ('' to restore
-# "no record"), then the field/value pairs to put back.
+# Undoes one change, only while the record is still the bytes it left.
+# ARGV: those bytes ('' for no record), the bytes to put back ('' for no
+# record) and their TTL.
 RESTORE = """
-local now = redis.call('HMGET', KEYS[1], 'version', 'accessed')
-if (now[1] or '') ~= ARGV[1] then return 0 end
-if ARGV[2] ~= '' and now[2] ~= ARGV[2] then return 0 end
-if ARGV[3] == '' then
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
-  return 1
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 """
 
@@ -100,66 +102,30 @@ def _number(value):
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def record_fields(record):
-    """The hash fields of a record, as the flat list HSET takes."""
-    return ['data', record.data, 'version', str(record.version),
-            'created', _number(record.created),
-            'accessed', _number(record.accessed),
-            'expires', _number(record.expires),
-            'max_age', '' if record.max_age is None else str(record.max_age)]
-
-
 def ttl_at(expires):
     """``PEXPIREAT``'s argument: ``expires`` in epoch milliseconds (a time
     already past makes Redis drop the record at once)."""
     return str(math.ceil(float(expires) * 1000))
 
 
-def unpacked(packed):
-    """The list of strings a script packed (see ``PACKED``)."""
-    fields, at = [], 0
-    while at < len(packed):
-        colon = packed.index(b':', at)
-        end = colon + 1 + int(packed[at:colon])
-        fields.append(packed[colon + 1:end])
-        at = end
-    return fields
-
-
-def _as_dict(fields):
-    """HGETALL's reply inside a script (a flat list) as a dict."""
-    if isinstance(fields, dict):
-        return fields
-    return dict(zip(fields[::2], fields[1::2]))
-
-
-def record_from_fields(fields):
-    """The record a hash holds, ``None`` for no hash."""
-    fields = _as_dict(fields)
-    if not fields:
+def _record(raw):
+    """The record stored bytes hold; ``None`` for none or foreign bytes."""
+    if raw is None:
         return None
     try:
-        max_age = fields[b'max_age']
-        return SessionRecord(
-            data=fields[b'data'], version=int(fields[b'version']),
-            created=float(fields[b'created']),
-            accessed=float(fields[b'accessed']),
-            expires=float(fields[b'expires']),
-            max_age=int(max_age) if max_age else None)
-    except (KeyError, ValueError):
-        log.error('redis backend: a hash under the session prefix is not a '
-                  'session record; ignoring it')
+        return record_from_bytes(raw)
+    except ValueError:
+        log.error('redis backend: a value under the session prefix is not '
+                  'a session record; ignoring it')
         return None
 
 
-def _restore_arguments(previous):
-    """RESTORE's TTL and fields that put ``previous`` (a record's hash, or
-    empty for none) back."""
-    previous = _as_dict(previous)
-    if not previous:
-        return ['']
-    pairs = [part for item in previous.items() for part in item]
-    return [ttl_at(previous[b'expires'])] + pairs
+def touched(stored, accessed, expires):
+    """The bytes the TOUCH script makes of ``stored``: the same edit of the
+    header, so an abort recognises them."""
+    version, created, rest = HEADER.match(stored).groups()
+    return b'[%s,%s,%s,%s,%s' % (version, created, accessed.encode(),
+                                 expires.encode(), rest)
 
 
 class RedisStore(CacheStore):
@@ -212,46 +178,47 @@ class RedisStore(CacheStore):
 
     def load(self, key):
         with self._talking():
-            fields = self._client.hgetall(self.server_key(key))
-        return record_from_fields(fields)
+            return _record(self._client.get(self.server_key(key)))
 
     def prepare_write(self, key, record, expected_version):
         name = self.server_key(key)
+        item = record_to_bytes(record)
         expected = '' if expected_version is None else str(expected_version)
         with self._talking():
-            written, before = self._write(keys=[name], args=[
-                expected, ttl_at(record.expires), *record_fields(record)])
-        before = unpacked(before)
+            written, before = self._write(
+                keys=[name], args=[expected, item, ttl_at(record.expires)])
         if not written:
-            raise StaleRecordError(record_from_fields(before))
-        return AppliedChange(lambda: self._undo(
-            name, [str(record.version), ''] + _restore_arguments(before)))
+            raise StaleRecordError(_record(before))
+        return AppliedChange(lambda: self._undo(name, item, before))
 
     def prepare_touch(self, key, accessed, expires, expected_version):
         name = self.server_key(key)
+        times = _number(accessed), _number(expires)
         with self._talking():
             before = self._touch(keys=[name], args=[
-                _number(accessed), _number(expires), ttl_at(expires),
-                str(expected_version)])
+                str(expected_version), *times, ttl_at(expires)])
         if before is None:
             return NOTHING_CHANGED  # gone, or rewritten since
-        version, old_accessed, old_expires = before
-        return AppliedChange(lambda: self._undo(name, [
-            version, _number(accessed), ttl_at(old_expires),
-            'accessed', old_accessed, 'expires', old_expires]))
+        return AppliedChange(lambda: self._undo(
+            name, touched(before, *times), before))
 
     def prepare_delete(self, key):
         name = self.server_key(key)
         with self._talking():
-            before = unpacked(self._delete(keys=[name]))
-        if not before:
+            before = self._delete(keys=[name])
+        if before is None:
             return NOTHING_CHANGED
-        return AppliedChange(lambda: self._undo(
-            name, ['', ''] + _restore_arguments(before)))
+        return AppliedChange(lambda: self._undo(name, None, before))
 
-    def _undo(self, name, arguments):
+    def _undo(self, name, left, previous):
+        """Put ``previous`` (bytes; None: no record) back, if the record is
+        still ``left`` (the bytes the change stored; None: it removed the
+        record). Foreign bytes a delete removed stay removed."""
+        record = _record(previous)
+        put_back = [b'', ''] if record is None else [
+            previous, ttl_at(record.expires)]
         with self._talking():
-            self._restore(keys=[name], args=arguments)
+            self._restore(keys=[name], args=[left or b'', *put_back])
 
     def close(self):
         self._pool.disconnect()
