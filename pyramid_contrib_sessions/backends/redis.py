@@ -28,6 +28,7 @@ import contextlib
 import logging
 import math
 import re
+import time
 from urllib.parse import urlsplit
 
 import redis
@@ -49,14 +50,14 @@ DB_PATH = re.compile(r'/?(\d*)\Z')
 HEADER_LUA = "'^%[(%d+),([^,]*),[^,]*,[^,]*,(.*)$'"
 HEADER = re.compile(rb'\[(\d+),([^,]*),[^,]*,[^,]*,(.*)\Z', re.DOTALL)
 
-# ARGV: the version the writer read ('' for none), the record's bytes, its
-# TTL (PEXPIREAT milliseconds). Returns {1, the bytes replaced} when
-# written, {0, the bytes stored} when stale (false: no record).
+# ARGV: the version the writer read, the record's bytes, its TTL
+# (PEXPIREAT milliseconds). Returns {1, the bytes replaced} when written,
+# {0, the bytes stored} when stale (false: no record).
 WRITE = f"""
 local stored = redis.call('GET', KEYS[1])
-local version = ''
-if stored then version = string.match(stored, {HEADER_LUA}) or '?' end
-if version ~= ARGV[1] then return {{0, stored}} end
+if not (stored and string.match(stored, {HEADER_LUA}) == ARGV[1]) then
+  return {{0, stored}}
+end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return {{1, stored}}
@@ -183,13 +184,25 @@ class RedisStore(CacheStore):
     def prepare_write(self, key, record, expected_version):
         name = self.server_key(key)
         item = record_to_bytes(record)
-        expected = '' if expected_version is None else str(expected_version)
         with self._talking():
-            written, before = self._write(
-                keys=[name], args=[expected, item, ttl_at(record.expires)])
+            if expected_version is None:
+                written, before = self._add(name, item, record.expires)
+            else:
+                written, before = self._write(keys=[name], args=[
+                    str(expected_version), item, ttl_at(record.expires)])
         if not written:
             raise StaleRecordError(_record(before))
         return AppliedChange(lambda: self._undo(name, item, before))
+
+    def _add(self, name, item, expires):
+        """Store a new record unless there is one (no script needed):
+        ``(True, None)``, or ``(False, the bytes there)``."""
+        milliseconds = math.ceil((expires - time.time()) * 1000)
+        if milliseconds <= 0:
+            return True, None  # Redis would drop it at once
+        if self._client.set(name, item, nx=True, px=milliseconds):
+            return True, None
+        return False, self._client.get(name)
 
     def prepare_touch(self, key, accessed, expires, expected_version):
         name = self.server_key(key)
