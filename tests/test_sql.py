@@ -225,6 +225,25 @@ def test_mariadb_reads_committed_unless_told_otherwise(backend_mariadb,
         assert connection.get_isolation_level() == level
 
 
+def rollbacks_received(engine):
+    """The ROLLBACKs MariaDB has received on the connection ``engine``'s
+    pool holds; counting them costs one more, at the end."""
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql(
+            "SHOW SESSION STATUS LIKE 'Com_rollback'").one()[1])
+
+
+def test_mariadb_is_sent_no_rollback_after_a_commit(backend_mariadb,
+                                                    factory_for):
+    """PyMySQL sends the pool's reset ROLLBACK to the server, a round trip
+    for nothing after the store's COMMIT."""
+    store = factory_for({**backend_mariadb,
+                         'sessions.sql.pool_size': '1'}).store  # 1 session
+    before = rollbacks_received(store.engine)
+    put(store, new_key(), make_record())
+    assert rollbacks_received(store.engine) == before + 1  # the count's
+
+
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(backend_sqlite,
                                                      factory_for):
     engine = factory_for(backend_sqlite).store.engine
@@ -298,19 +317,19 @@ def test_a_new_session_is_one_insert_that_cannot_fail_on_a_duplicate(app):
 
 
 def test_a_changed_session_is_one_update_of_the_version_read(app):
+    """The write transaction sends one statement: the UPDATE that checks
+    the version the request read (it locks the row itself), no SELECT."""
     app.get('/incr')
     statements = statements_of(app)
     app.get('/incr')
-    [update] = statements.writes()
-    assert re.search(r'WHERE \S*store_key = \S+ AND \S*version = \S+$',
-                     update), update
-    dialect = session_factory(app).store.engine.dialect.name
-    if dialect == 'sqlite':  # the file's write lock, taken at BEGIN
-        assert statements.starting('BEGIN IMMEDIATE')
-    else:
-        [locking] = [statement for statement in statements.sent
-                     if statement.endswith('FOR UPDATE')]
-        assert statements.sent.index(locking) < statements.sent.index(update)
+    [read, *written] = statements.sent
+    assert read.startswith('SELECT'), read
+    if session_factory(app).store.engine.dialect.name == 'sqlite':
+        begin, *written = written  # the file's write lock, taken at BEGIN
+        assert begin == 'BEGIN IMMEDIATE'
+    [update] = written
+    assert re.match(r'UPDATE \S+ SET .* WHERE \S*store_key = \S+ AND '
+                    r'\S*version = \S+$', update), update
 
 
 # locking

@@ -3,7 +3,9 @@ the application serves, restarted, or too slow (a lock timeout).
 
 The outage is played on a PostgreSQL server of this module's own (initdb
 into a temporary directory, started on a free port, with a password), never
-on the machine's shared server.
+on the machine's shared server. A restart of the shared PostgreSQL and
+MariaDB servers is played by killing there the store's own connections,
+never anyone else's.
 """
 import glob
 import os
@@ -12,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import urllib.parse
 
 import pytest
@@ -24,6 +27,8 @@ from conftest import require_server
 from functional_support import current_record, session_factory
 
 from pyramid_contrib_sessions.exceptions import StoreError
+from pyramid_contrib_sessions.keys import new_session_id, store_key
+from pyramid_contrib_sessions.record import SessionRecord
 
 PASSWORD = 'not-in-any-message-9f1c'
 USER = 'faults'
@@ -178,3 +183,121 @@ def test_a_write_that_waits_too_long_for_a_lock_fails_clearly(
         with pytest.raises(StoreError, match='lock timeout'):
             app.get('/incr')
     assert app.get('/incr').json['data'] == {'n': 2}
+
+
+# a restart of the machine's servers, played by killing the store's own
+# connections there (never anyone else's)
+
+KILLED_WITHIN = 10  # seconds the server may take to end a killed connection
+KILL = {'postgresql': 'SELECT pg_terminate_backend({id})',
+        'mysql': 'KILL {id}'}
+ALIVE = {'postgresql': 'SELECT count(*) FROM pg_stat_activity '
+                       'WHERE pid IN ({ids})',
+         'mysql': 'SELECT count(*) FROM information_schema.PROCESSLIST '
+                  'WHERE ID IN ({ids})'}
+
+
+@pytest.fixture(params=['postgresql', 'mariadb'])
+def shared_server(request):
+    return request.getfixturevalue('backend_' + request.param)
+
+
+def server_id(connection):
+    """The server's id of a psycopg or PyMySQL connection, as the driver
+    knows it (no round trip)."""
+    if hasattr(connection, 'thread_id'):
+        return connection.thread_id()
+    return connection.info.backend_pid
+
+
+def pooled_server_ids(engine):
+    """The server's ids of the connections ``engine``'s pool holds."""
+    held = [engine.raw_connection() for _ in range(engine.pool.checkedin())]
+    try:
+        return [server_id(connection.driver_connection) for connection in held]
+    finally:
+        for connection in held:
+            connection.close()
+
+
+def server_ids_checked_out(engine):
+    """The server's ids of the connections ``engine`` checks out from now."""
+    ids = []
+    sa.event.listen(engine, 'checkout', lambda connection, record, proxy:
+                    ids.append(server_id(connection)))
+    return ids
+
+
+def kill(engine, ids):
+    """End connections ``ids`` on ``engine``'s server, as a restart of the
+    server would, and wait until they are gone."""
+    assert ids, 'no connection to kill: this test would prove nothing'
+    dialect = engine.dialect.name
+    # autocommit: PostgreSQL shows pg_stat_activity as it was when the
+    # transaction first read it
+    admin = sa.create_engine(engine.url, poolclass=sa.NullPool,
+                             isolation_level='AUTOCOMMIT')
+    with admin.connect() as connection:
+        for server_side in ids:
+            connection.exec_driver_sql(KILL[dialect].format(id=server_side))
+        alive = ALIVE[dialect].format(ids=', '.join(map(str, ids)))
+        deadline = time.monotonic() + KILLED_WITHIN
+        while connection.exec_driver_sql(alive).scalar():
+            assert time.monotonic() < deadline, f'{ids} still alive'
+            time.sleep(0.01)
+
+
+def restart(engine):
+    kill(engine, pooled_server_ids(engine))
+
+
+def dropped_connections(engine):
+    """The errors of the connections ``engine`` finds dropped, from now."""
+    dropped = []
+    sa.event.listen(engine, 'invalidate',
+                    lambda connection, record, error: dropped.append(error))
+    return dropped
+
+
+@pytest.mark.parametrize('pre_ping', [None, 'true'],
+                         ids=['default', 'pool_pre_ping'])
+def test_a_server_restart_fails_no_request(shared_server, pre_ping):
+    settings = {**shared_server, 'sessions.sql.pool_pre_ping': pre_ping}
+    app = make_app({key: value for key, value in settings.items()
+                    if value is not None})
+    app.get('/set', {'key': 'kept', 'value': '"through the restart"'})
+    stored = current_record(app)
+    engine = session_factory(app).store.engine
+    dropped = dropped_connections(engine)
+
+    restart(engine)
+    assert app.get('/get', {'key': 'kept'}).json['value'] == \
+        'through the restart'  # a read
+    restart(engine)
+    newcomer = TestApp(app.app)  # no session: the request only writes
+    assert newcomer.get('/incr').json['data'] == {'n': 1}
+    restart(engine)
+    assert app.get('/incr').json['data'] == {'kept': 'through the restart',
+                                             'n': 1}  # a read, an update
+    assert current_record(app).version == stored.version + 1
+    assert len(dropped) == 3, 'each restart costs one dropped connection'
+
+
+def test_a_transaction_that_lost_its_connection_is_never_resumed(
+        shared_server, factory_for):
+    """A cycled key is a delete then an insert in one transaction: when the
+    connection is lost between them, the insert must not be sent alone on a
+    fresh connection."""
+    store = factory_for(shared_server).store
+    old, new = (store_key(new_session_id()) for _ in range(2))
+    stored = SessionRecord(b'{"n":1}', 1, 0.0, 0.0, time.time() + 3600)
+    store.prepare_write(old, stored, None).commit()
+    checked_out = server_ids_checked_out(store.engine)
+    deleting = store.prepare_delete(old)
+    kill(store.engine, checked_out)
+    try:
+        with pytest.raises(StoreError):
+            store.prepare_write(new, stored, None)
+    finally:
+        deleting.abort()
+    assert (store.load(old), store.load(new)) == (stored, None)

@@ -9,20 +9,35 @@ Settings: ``sessions.sql.url`` (required), ``sessions.sql.table`` (default
 ``sessions.sql.*`` key goes to :func:`sqlalchemy.engine_from_config`, so
 ``sessions.sql.pool_size``, ``sessions.sql.echo``, ... mean what the
 ``sqlalchemy.*`` keys mean. Defaults that differ from SQLAlchemy's:
-``pool_pre_ping = true`` (recover by itself when the database restarts),
 ``hide_parameters = true`` (session data stays out of logs and errors) and,
-on MariaDB/MySQL, ``isolation_level = READ COMMITTED`` (no gap locks).
+on MariaDB/MySQL, ``isolation_level = READ COMMITTED`` (no gap locks) and
+``pool_reset_on_return = none`` (the store's own reset spares a connection
+it has just committed a ROLLBACK round trip).
+
+Restarts. A connection the server dropped is found at its first use, and
+SQLAlchemy then discards every connection its pool held. A read, and the
+first statement of a write transaction, are sent once more on a fresh
+connection (nothing was done on the lost one); a later statement is not,
+its transaction being lost. So a restart of the database fails no request
+once it is back, at no cost per request; ``pool_pre_ping = true`` checks
+each connection before use instead, at one round trip per checkout.
 
 Writes. At the transaction's vote the store opens one database transaction
 per thread for everything that vote stages (on SQLite with ``BEGIN
 IMMEDIATE``, the file's write lock). A new session is one insert that does
 nothing when the key exists (``ON CONFLICT DO NOTHING`` / ``INSERT IGNORE``,
 so a concurrent insert of the same key is a stale record, never an
-``IntegrityError``); a changed one locks its row (``SELECT ... FOR UPDATE``),
-checks the version and is one ``UPDATE ... WHERE version = :expected``. A
-refresh of the expiry is an ``UPDATE`` of ``accessed`` and ``expires`` only.
-The database transaction stays open until the transaction's finish commits
-it or an abort rolls it back.
+``IntegrityError``); a changed one is one ``UPDATE ... WHERE version =
+:expected``, a stale record when it matches no row. That UPDATE locks the
+row itself and checks the version last committed: on PostgreSQL at READ
+COMMITTED and on InnoDB at any isolation level, an UPDATE that waited for a
+concurrent writer re-checks its condition on the row that writer
+committed; on PostgreSQL at REPEATABLE READ or SERIALIZABLE a row changed
+since the snapshot is a serialization failure (``SessionConflictError``);
+on SQLite the UPDATE holds the file's write lock. A refresh of the expiry is
+an ``UPDATE`` of ``accessed`` and ``expires`` only. The database
+transaction stays open until the transaction's finish commits it or an
+abort rolls it back.
 
 Order. On PostgreSQL and MariaDB the session vote runs just before
 zope.sqlalchemy's (which commits the application's own data in its vote):
@@ -70,6 +85,7 @@ DRIVER_EXTRAS = {'postgresql': 'sql,postgresql', 'mysql': 'sql,mysql',
                  'mariadb': 'sql,mysql', 'sqlite': 'sql'}
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_BEGIN = 'pyramid_contrib_sessions.sqlite_begin'  # execution option
+COMMITTED = 'pyramid_contrib_sessions.committed'  # in a connection's info
 # zope.sqlalchemy's data manager sorts as "~sqlalchemy:<id>" and commits in
 # its vote; a prefix of that sorts just before it.
 BEFORE_ZOPE_SQLALCHEMY = '~sqlalchemy'
@@ -108,10 +124,21 @@ def engine_from_settings(settings):
     url = _parse_url(settings.get('url'))
     backend = url.get_backend_name()
     read = SettingsReader.for_backend(settings, 'sql')
-    defaults = {'pool_pre_ping': read.boolean('pool_pre_ping', True),
+    defaults = {'pool_pre_ping': read.boolean('pool_pre_ping', False),
                 'hide_parameters': read.boolean('hide_parameters', True)}
     if backend in MYSQL_DIALECTS and 'isolation_level' not in settings:
         defaults['isolation_level'] = 'READ COMMITTED'
+    reset_by_store = (backend in MYSQL_DIALECTS
+                      and 'pool_reset_on_return' not in settings)
+    if reset_by_store:
+        defaults['pool_reset_on_return'] = None  # _on_mysql_reset instead
+    engine = _engine_from_config(settings, defaults, url, backend)
+    if reset_by_store:
+        event.listen(engine, 'reset', _on_mysql_reset)
+    return engine
+
+
+def _engine_from_config(settings, defaults, url, backend):
     try:
         return sa.engine_from_config(settings, prefix='', **defaults)
     except NoSuchModuleError as error:
@@ -179,9 +206,35 @@ def _on_sqlite_connect(dbapi_connection, connection_record):
 
 def _on_sqlite_begin(connection):
     # writes take the file's write lock at BEGIN, so the version they check
-    # cannot change before they write; reads begin without locking
+    # cannot change before they write; reads begin without locking, and a
+    # read of one row begins nothing (one statement is atomic by itself)
     mode = connection.get_execution_options().get(SQLITE_BEGIN, 'DEFERRED')
-    connection.exec_driver_sql(f'BEGIN {mode}')
+    if mode is not None:
+        connection.exec_driver_sql(f'BEGIN {mode}')
+
+
+def _reading_engine(engine):
+    """``engine`` as a read of one row uses it: one SELECT, which needs no
+    transaction around it. On PostgreSQL, in autocommit, it costs no BEGIN
+    and ROLLBACK round trips (psycopg switches autocommit without asking
+    the server); on SQLite it sends no BEGIN. PyMySQL sends a SET for each
+    switch, which costs more than the ROLLBACK it saves."""
+    if engine.dialect.name == 'postgresql':
+        return engine.execution_options(isolation_level='AUTOCOMMIT')
+    if engine.dialect.name == 'sqlite':
+        return engine.execution_options(**{SQLITE_BEGIN: None})
+    return engine
+
+
+def _on_mysql_reset(dbapi_connection, connection_record, reset_state):
+    # SQLAlchemy's reset of a connection back in the pool, but for one the
+    # store has just committed: PyMySQL would send that ROLLBACK to the
+    # server all the same, a round trip for nothing
+    committed = (connection_record is not None
+                 and connection_record.info.pop(COMMITTED, False))
+    if not (committed or reset_state.transaction_was_reset
+            or reset_state.terminate_only):
+        dbapi_connection.rollback()
 
 
 def _configure_sqlite(engine):
@@ -261,6 +314,23 @@ class _Staging:
         self._owned = owned
         self._unsettled = 0
         self._open = True
+        self._sent_any = False
+
+    def execute(self, statement, parameters):
+        """``statement`` in this transaction. When the first one finds that
+        the server dropped the pooled connection (a restart), it is sent
+        again on a fresh one: nothing was done on the connection lost. A
+        later statement is never resent: what came before it is lost."""
+        retry_if_dropped = self._owned and not self._sent_any
+        self._sent_any = True
+        try:
+            return self.connection.execute(statement, parameters)
+        except DBAPIError as error:
+            if not (retry_if_dropped and error.connection_invalidated):
+                raise
+        self.connection.rollback()  # lets go of the lost connection
+        self.connection.begin()  # on a fresh one: the pool dropped the rest
+        return self.connection.execute(statement, parameters)
 
     def stage(self):
         self._unsettled += 1
@@ -300,6 +370,7 @@ class _Staging:
         try:
             with self._store._failures('commit a session change'):
                 self.connection.commit()
+            self.connection.info[COMMITTED] = True  # see _on_mysql_reset
         except Exception:
             # A failed COMMIT can leave the database transaction open (SQLite
             # does): such a connection must never go back to the pool.
@@ -329,12 +400,7 @@ class SQLStore:
         self._dbsession = dbsession
         self._sqlite = engine.dialect.name == 'sqlite'
         self._statements = _Statements(self.table, engine.dialect.name)
-        # A read is one SELECT: on PostgreSQL, in autocommit, it costs no
-        # BEGIN and ROLLBACK round trips (psycopg switches autocommit
-        # without asking the server). PyMySQL sends a SET for each switch,
-        # which costs more than it saves; SQLite's are calls in-process.
-        self._reader = (engine.execution_options(isolation_level='AUTOCOMMIT')
-                        if engine.dialect.name == 'postgresql' else engine)
+        self._reader = _reading_engine(engine)
         self._local = threading.local()  # the _Staging of a vote under way
         self._where = engine.url.render_as_string(hide_password=True)
         if self._sqlite:
@@ -376,8 +442,11 @@ class SQLStore:
 
     def load(self, key):
         with self._failures('read a session'):
-            with self._reader.connect() as connection:
-                return self._current(connection, key)
+            return _again_if_dropped(self._read, key)
+
+    def _read(self, key):
+        with self._reader.connect() as connection:
+            return self._current(connection, key)
 
     def _current(self, connection, key):
         row = connection.execute(self._statements.select,
@@ -389,34 +458,29 @@ class SQLStore:
     def prepare_write(self, key, record, expected_version):
         with self._staging() as staging:
             if expected_version is None:
-                self._insert(staging.connection, key, record)
+                self._insert(staging, key, record)
             else:
-                self._update(staging.connection, key, record,
-                             expected_version)
+                self._update(staging, key, record, expected_version)
             return staging.stage()
 
-    def _insert(self, connection, key, record):
-        inserted = connection.execute(self._statements.insert,
-                                      _columns(key, record)).rowcount
+    def _insert(self, staging, key, record):
+        inserted = staging.execute(self._statements.insert,
+                                   _columns(key, record)).rowcount
         if inserted != 1:
-            raise StaleRecordError(self._current(connection, key))
+            raise StaleRecordError(self._current(staging.connection, key))
 
-    def _update(self, connection, key, record, expected_version):
-        version = connection.execute(self._statements.lock,
-                                     {'key': key}).scalar_one_or_none()
-        if version != expected_version:
-            raise StaleRecordError(self._current(connection, key))
-        # the version condition also guards a connection that holds no lock
-        # (shared mode on SQLite)
-        updated = connection.execute(
+    def _update(self, staging, key, record, expected_version):
+        # no SELECT ... FOR UPDATE first: the UPDATE locks the row and
+        # checks the version last committed (see "Writes" in the module)
+        updated = staging.execute(
             self._statements.update,
             {**_columns(key, record), 'expected': expected_version}).rowcount
         if updated != 1:
-            raise StaleRecordError(self._current(connection, key))
+            raise StaleRecordError(self._current(staging.connection, key))
 
     def prepare_touch(self, key, accessed, expires, expected_version):
         with self._staging() as staging:
-            staging.connection.execute(
+            staging.execute(
                 self._statements.touch,
                 {'key': key, 'expected': expected_version,
                  'new_accessed': accessed, 'new_expires': expires})
@@ -424,7 +488,7 @@ class SQLStore:
 
     def prepare_delete(self, key):
         with self._staging() as staging:
-            staging.connection.execute(self._statements.delete, {'key': key})
+            staging.execute(self._statements.delete, {'key': key})
             return staging.stage()
 
     @contextlib.contextmanager
@@ -486,9 +550,14 @@ class SQLStore:
 
     def delete_expired(self, now, limit):
         with self._failures('delete expired sessions'):
-            with self._connect_for_writing() as connection:
-                with connection.begin():
-                    return self._delete_expired(connection, now, limit)
+            # a batch cut short by a lost connection was rolled back, or it
+            # committed: either way another batch is as right
+            return _again_if_dropped(self._delete_expired_batch, now, limit)
+
+    def _delete_expired_batch(self, now, limit):
+        with self._connect_for_writing() as connection:
+            with connection.begin():
+                return self._delete_expired(connection, now, limit)
 
     def _delete_expired(self, connection, now, limit):
         """One bounded batch, oldest first, by the expires index; rows a
@@ -513,12 +582,15 @@ class SQLStore:
             [{'key': key} for key in keys]).rowcount
 
     def count_expired(self, now):
-        table = self.table
         with self._failures('count expired sessions'):
-            with self.engine.connect() as connection:
-                return connection.execute(
-                    sa.select(sa.func.count()).select_from(table)
-                    .where(table.c.expires <= now)).scalar_one()
+            return _again_if_dropped(self._count_expired, now)
+
+    def _count_expired(self, now):
+        table = self.table
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(sa.func.count()).select_from(table)
+                .where(table.c.expires <= now)).scalar_one()
 
     def close(self):
         self.engine.dispose()
@@ -563,7 +635,6 @@ class _Statements:
         self.insert = _insert_if_absent(dialect_name, table).values(
             store_key=sa.bindparam('key'), **new).execution_options(
             preserve_rowcount=True)  # kept by default for UPDATE/DELETE only
-        self.lock = sa.select(columns.version).where(by_key).with_for_update()
         self.update = sa.update(table).where(
             by_key, columns.version == sa.bindparam('expected')).values(**new)
         self.touch = sa.update(table).where(
@@ -596,6 +667,19 @@ def _columns(key, record):
 def _record(row):
     return SessionRecord(bytes(row.data), row.version, row.created,
                          row.accessed, row.expires, row.max_age)
+
+
+def _again_if_dropped(action, *arguments):
+    """``action(*arguments)``, run once more when the server had dropped its
+    pooled connection (a restart): SQLAlchemy then discards every connection
+    the pool held, so the second run connects afresh. Only for an action
+    that commits nothing or may run twice."""
+    try:
+        return action(*arguments)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    return action(*arguments)
 
 
 def _is_transaction_rollback(error):
