@@ -305,6 +305,21 @@ def test_url_scheme_chooses_the_store(request, factory_for, backend,
 # what the server holds
 
 
+def test_a_value_of_another_type_under_a_session_key_is_no_session(
+        backend_redis):
+    # what a development version before 0.1 stored: a hash
+    app = make_app(backend_redis)
+    app.get('/set', {'key': 'a', 'value': '1'})
+    server = server_of(backend_redis)
+    key = server.prefix + store_key(session_id(app))
+    server.client.delete(key)
+    server.client.hset(key, mapping={'data': b'{"a":1}', 'version': 1})
+    response = app.get('/incr')
+    assert response.json['new'] is True
+    assert response.json['data'] == {'n': 1}
+    assert server.client.type(key) == b'hash'  # left for its TTL or a human
+
+
 def test_a_session_is_stored_under_the_prefixed_hash_of_its_id(
         cache_backend):
     app = make_app(cache_backend)

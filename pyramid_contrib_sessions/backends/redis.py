@@ -179,7 +179,13 @@ class RedisStore(CacheStore):
 
     def load(self, key):
         with self._talking():
-            return _record(self._client.get(self.server_key(key)))
+            try:
+                stored = self._client.get(self.server_key(key))
+            except redis.ResponseError as error:
+                if not str(error).startswith('WRONGTYPE'):
+                    raise
+                stored = b''  # a hash or a list: not a record of ours
+        return _record(stored)
 
     def prepare_write(self, key, record, expected_version):
         name = self.server_key(key)
