@@ -305,13 +305,19 @@ def test_url_scheme_chooses_the_store(request, factory_for, backend,
 # what the server holds
 
 
+def with_a_stored_session(settings):
+    """An application over ``settings`` holding one stored session, its
+    server, and the session's key there."""
+    app = make_app(settings)
+    app.get('/set', {'key': 'a', 'value': '1'})
+    server = server_of(settings)
+    return app, server, server.prefix + store_key(session_id(app))
+
+
 def test_a_value_of_another_type_under_a_session_key_is_no_session(
         backend_redis):
     # what a development version before 0.1 stored: a hash
-    app = make_app(backend_redis)
-    app.get('/set', {'key': 'a', 'value': '1'})
-    server = server_of(backend_redis)
-    key = server.prefix + store_key(session_id(app))
+    app, server, key = with_a_stored_session(backend_redis)
     server.client.delete(key)
     server.client.hset(key, mapping={'data': b'{"a":1}', 'version': 1})
     response = app.get('/incr')
@@ -322,10 +328,7 @@ def test_a_value_of_another_type_under_a_session_key_is_no_session(
 
 def test_a_session_is_stored_under_the_prefixed_hash_of_its_id(
         cache_backend):
-    app = make_app(cache_backend)
-    app.get('/set', {'key': 'a', 'value': '1'})
-    server = server_of(cache_backend)
-    key = server.prefix + store_key(session_id(app))
+    app, server, key = with_a_stored_session(cache_backend)
     assert server.raw(key)  # there, under the hash
     assert session_id(app).encode() not in server.raw(key)
     if isinstance(server, RedisServer):
