@@ -261,6 +261,7 @@ class SessionDataManager:
         dict.clear(session)
         if base is not None:
             dict.update(session, self._factory.serializer.loads(base.data))
+            session.created, session.accessed = base.created, base.accessed
         session.session_key = self._base_id
         session.max_age = None if base is None else base.max_age
         session.new = base is None

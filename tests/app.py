@@ -267,18 +267,22 @@ VIEWS.update({'incr_varying': view_incr_varying})
 
 def view_savepoint(request):
     """Sets ``early`` (when asked), takes a savepoint of the request's
-    transaction, changes ``n`` and sets ``rolled_back``, rolls back to the
-    savepoint, then sets ``late`` (when asked)."""
+    transaction, changes ``n`` and sets ``rolled_back`` (or invalidates the
+    session, when asked), rolls back to the savepoint, then sets ``late``
+    (when asked)."""
     session = request.session
     if 'early' in request.params:
         session['early'] = True
     savepoint = request.tm.savepoint()
-    session['n'] = 'rolled back'
-    session['rolled_back'] = True
+    if 'invalidate' in request.params:
+        session.invalidate()
+    else:
+        session['n'] = 'rolled back'
+        session['rolled_back'] = True
     savepoint.rollback()
     if 'late' in request.params:
         session['late'] = True
-    return _answer(request)
+    return _answer(request, created=session.created)
 
 
 def view_change_after_commit(request):

@@ -288,11 +288,14 @@ def test_a_savepoint_rollback_undoes_the_session_changes_made_after_it(
     assert app.get('/get').json['data'] == expected  # as committed
 
 
-def test_a_savepoint_rollback_over_every_change_writes_nothing(app):
+@pytest.mark.parametrize('change', [{}, {'invalidate': '1'}])
+def test_a_savepoint_rollback_over_every_change_writes_nothing(app, change):
     store_value(app, 'n', 1)
     before = current_record(app)
-    response = app.get('/savepoint')
+    response = app.get('/savepoint', change)
     assert response.json['data'] == {'n': 1}
+    assert (response.json['new'], response.json['has_key']) == (False, True)
+    assert response.json['created'] == before.created
     assert set_cookies(response) == []
     assert current_record(app) == before
 
