@@ -28,9 +28,17 @@ def store_key(session_id):
 
 
 def is_store_key(value):
-    """Whether ``value`` has the exact shape of a :func:`store_key`: what a
-    store checks before it builds a path or a server key from it."""
+    """Whether ``value`` has the exact shape of a :func:`store_key`."""
     return STORE_KEY_PATTERN.match(value) is not None
+
+
+def checked_store_key(value):
+    """``value``, which must have the exact shape of a :func:`store_key`
+    (``ValueError`` otherwise): what a store checks before it builds a path
+    or a server key from it."""
+    if not is_store_key(value):
+        raise ValueError(f'not a store key: {value!r}')
+    return value
 
 
 # binascii directly: base64's URL-safe wrappers cost more than the coding

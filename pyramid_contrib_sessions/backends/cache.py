@@ -40,6 +40,7 @@ the microseconds between the vote and the finish another request may
 already read the new record: the read of a change that is committing.
 """
 import importlib
+import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -47,8 +48,11 @@ from pyramid.exceptions import ConfigurationError
 from zope.interface import implementer, provider
 
 from ..interfaces import ISessionStore, ISessionStoreFactory
-from ..keys import is_store_key
+from ..keys import checked_store_key
+from ..record import record_from_bytes
 from ..settings import reject_unknown_backend_keys
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = 'session:'
 DEFAULT_TIMEOUT = 2.0  # seconds
@@ -158,9 +162,22 @@ class CacheStore:
     def server_key(self, key):
         """The server's key for a store key: the prefix, then the 64-hex
         hash (validated: nothing else ever reaches the server)."""
-        if not is_store_key(key):
-            raise ValueError(f'not a store key: {key!r}')
-        return self.prefix + key
+        return self.prefix + checked_store_key(key)
+
+    def record_of(self, stored):
+        """The record the bytes stored under a session's server key hold
+        (:func:`~pyramid_contrib_sessions.record.record_to_bytes`); ``None``
+        for no value, or for one that is not a record (something else
+        writes under the prefix: logged, and treated as absent)."""
+        if stored is None:
+            return None
+        try:
+            return record_from_bytes(stored)
+        except ValueError:
+            log.error('%s backend: a value under the session prefix %r is '
+                      'not a session record; treating it as absent',
+                      self.name, self.prefix)
+            return None
 
     def delete_expired(self, now, limit):
         return 0  # the server drops each record when its TTL runs out

@@ -54,7 +54,7 @@ from zope.interface import implementer, provider
 
 from ..exceptions import StaleRecordError, StoreError
 from ..interfaces import IPreparedChange, ISessionStore, ISessionStoreFactory
-from ..keys import is_store_key
+from ..keys import checked_store_key, is_store_key
 from ..record import record_from_bytes, record_to_bytes
 from ..settings import reject_unknown_backend_keys
 
@@ -245,9 +245,8 @@ class FileStore:
         return self._read(self._file(key))
 
     def _file(self, key):
-        if not is_store_key(key):  # never build a path from anything else
-            raise ValueError(f'not a store key: {key!r}')
-        return os.path.join(self.path, key)
+        # only a store key ever becomes a path
+        return os.path.join(self.path, checked_store_key(key))
 
     def _read(self, path):
         try:
@@ -430,16 +429,19 @@ class FileStore:
         return record is not None and record.expires <= now
 
     def _scan_expired(self, now):
-        """The keys of every session file whose mtime (its expiry) is
-        past: a full scan, for a directory without an index."""
-        expired = []
+        """The keys of every session file whose expiry is past: a full
+        scan, for a directory without an index."""
+        return [key for key, expires in self._scan() if expires <= now]
+
+    def _scan(self):
+        """``(key, expires)`` of every session file in the directory (its
+        mtime is its expiry), listing the whole directory."""
         with os.scandir(self.path) as entries:
             for entry in entries:
                 if is_store_key(entry.name):
                     expires = _mtime(entry.path)
-                    if expires is not None and expires <= now:
-                        expired.append(entry.name)
-        return expired
+                    if expires is not None:
+                        yield entry.name, expires
 
     def _build_index(self):
         """Create the index and file every session already in the directory
@@ -452,13 +454,9 @@ class FileStore:
             with self._holding(_stripe_key(stripe)):
                 pass
         slots, filed = set(), 0
-        with os.scandir(self.path) as entries:
-            for entry in entries:
-                if is_store_key(entry.name):
-                    expires = _mtime(entry.path)
-                    if expires is not None:
-                        slots.add(self._index.file(entry.name, expires))
-                        filed += 1
+        for key, expires in self._scan():
+            slots.add(self._index.file(key, expires))
+            filed += 1
         self._index.sync(slots)
         self._index.mark_built()
         log.info('file backend: indexed the expiry of %d sessions in %s',
