@@ -10,17 +10,17 @@ lifetime is sent as the absolute time (:func:`exptime`).
 **Several servers.** Each key lives on one server, chosen by rendezvous
 (highest random weight) hashing, pymemcache's consistent hash scored with
 BLAKE2 (its default, murmur3 in pure Python, costs more than a round trip
-to memcached): adding or
-removing a server moves only that server's share of the sessions, and the
-order of the servers in the URL does not matter (their spelling does: every
-application process must list them alike). pymemcache's ``HashClient`` is
-deliberately not used: while a server is failing it answers "no value"
-without an error during its retry window, then re-routes the failing
-server's keys to the others (so a server that returns serves old copies of
-the sessions written meanwhile), and its failure bookkeeping is not
-thread-safe. Here a key always goes to its own server; a server that is
-down is a :class:`~pyramid_contrib_sessions.exceptions.StoreError` for its
-own sessions, the others go on.
+to memcached): adding or removing a server moves only that server's share
+of the sessions, and the order of the servers in the URL does not matter
+(their spelling does: every application process must list them alike).
+pymemcache's ``HashClient`` is deliberately not used: while a server is
+failing it answers "no value" without an error during its retry window,
+then re-routes the failing server's keys to the others (so a server that
+returns serves old copies of the sessions written meanwhile), and its
+failure bookkeeping is not thread-safe. Here a key always goes to its own
+server; a server that is down is a
+:class:`~pyramid_contrib_sessions.exceptions.StoreError` for its own
+sessions, the others go on.
 
 **Conflicts** are found with ``gets``/``cas``, no lock held: a write reads
 the item and its cas token, compares the versions (a different one is a
@@ -28,7 +28,7 @@ the item and its cas token, compares the versions (a different one is a
 stores with ``cas`` (``add`` when it expects no record). Losing the cas
 race re-reads: a newer version is stale; the same version (a concurrent
 touch) is simply tried again. A load is a ``gets`` too, and each thread
-keeps the item and token its last load read: a write of the version that
+keeps the record and token its last load read: a write of the version that
 load returned tries ``cas`` with that token at once, saving the re-read (a
 cas succeeds only while the item is still exactly the one read); a new
 record is an ``add`` without a read first.
@@ -60,7 +60,7 @@ from pymemcache.client.rendezvous import RendezvousHash
 from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
 from ..exceptions import SessionConflictError, StaleRecordError, StoreError
-from ..record import record_from_bytes, record_to_bytes
+from ..record import record_to_bytes
 from . import NOTHING_CHANGED, AppliedChange
 from .cache import CacheStore, url_error
 
@@ -124,18 +124,6 @@ def _score(text, seed):
         hashlib.blake2b(text.encode(), digest_size=8).digest(), 'big')
 
 
-def _record(item):
-    """The record an item holds; ``None`` for no item or a foreign one."""
-    if item is None:
-        return None
-    try:
-        return record_from_bytes(item)
-    except ValueError:
-        log.error('memcached backend: an item under the session prefix is '
-                  'not a session record; treating it as absent')
-        return None
-
-
 class MemcachedStore(CacheStore):
     """Sessions as Memcached items (see the module)."""
 
@@ -152,7 +140,7 @@ class MemcachedStore(CacheStore):
             connect_timeout=connect_timeout, timeout=socket_timeout,
             no_delay=True, default_noreply=False)
         self._pool = (None, {})
-        self._last_load = threading.local()  # name, record, item, token
+        self._last_load = threading.local()  # name, record, token
 
     @classmethod
     def connect(cls, config):
@@ -214,8 +202,8 @@ class MemcachedStore(CacheStore):
     def load(self, key):
         name = self.server_key(key)
         item, token = self._gets(name)
-        record = _record(item)
-        self._last_load.read = (name, record, item, token)
+        record = self.record_of(item)
+        self._last_load.read = (name, record, token)
         return record
 
     def _replaced(self, name, expected_version):
@@ -228,11 +216,13 @@ class MemcachedStore(CacheStore):
         self._last_load.read = None  # a token is used once
         if expected_version is None:
             return None, None
-        if read is not None and read[0] == name and read[1] is not None \
-                and read[1].version == expected_version:
-            return read[1], read[3]  # the token only that item matches
+        if read is not None:
+            read_name, record, token = read
+            if (read_name == name and record is not None
+                    and record.version == expected_version):
+                return record, token  # a token only that item matches
         item, token = self._gets(name)
-        return _record(item), token
+        return self.record_of(item), token
 
     def prepare_write(self, key, record, expected_version):
         name = self.server_key(key)
@@ -247,7 +237,7 @@ class MemcachedStore(CacheStore):
             latest, token = self._gets(name)
             if latest == item:
                 break  # stored after all: a dropped connection lost the reply
-            current = _record(latest)
+            current = self.record_of(latest)
         else:
             raise _raced()
         return AppliedChange(partial(self._restore, name, item, current))
@@ -256,7 +246,7 @@ class MemcachedStore(CacheStore):
         name = self.server_key(key)
         for _ in range(MAX_RACES):
             before, token = self._gets(name)
-            current = _record(before)
+            current = self.record_of(before)
             if current is None or current.version != expected_version:
                 return NOTHING_CHANGED  # gone, or rewritten since
             item = record_to_bytes(current.touched(accessed, expires))
@@ -273,7 +263,7 @@ class MemcachedStore(CacheStore):
                 return NOTHING_CHANGED
             if self._call(name, 'cas', b'', token, expire=EXPIRED):
                 return AppliedChange(
-                    partial(self._restore, name, None, _record(before)))
+                    partial(self._restore, name, None, self.record_of(before)))
         raise _raced()
 
     def _restore(self, name, left, previous):

@@ -36,7 +36,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..exceptions import StaleRecordError, StoreError
-from ..record import record_from_bytes, record_to_bytes
+from ..record import record_to_bytes
 from . import NOTHING_CHANGED, AppliedChange
 from .cache import CacheStore, url_error
 
@@ -109,18 +109,6 @@ def ttl_at(expires):
     return str(math.ceil(float(expires) * 1000))
 
 
-def _record(raw):
-    """The record stored bytes hold; ``None`` for none or foreign bytes."""
-    if raw is None:
-        return None
-    try:
-        return record_from_bytes(raw)
-    except ValueError:
-        log.error('redis backend: a value under the session prefix is not '
-                  'a session record; ignoring it')
-        return None
-
-
 def touched(stored, accessed, expires):
     """The bytes the TOUCH script makes of ``stored``: the same edit of the
     header, so an abort recognises them."""
@@ -130,7 +118,7 @@ def touched(stored, accessed, expires):
 
 
 class RedisStore(CacheStore):
-    """Sessions as Redis hashes (see the module)."""
+    """Sessions as Redis strings (see the module)."""
 
     name = 'redis'
 
@@ -185,7 +173,7 @@ class RedisStore(CacheStore):
                 if not str(error).startswith('WRONGTYPE'):
                     raise
                 stored = b''  # a hash or a list: not a record of ours
-        return _record(stored)
+        return self.record_of(stored)
 
     def prepare_write(self, key, record, expected_version):
         name = self.server_key(key)
@@ -197,7 +185,7 @@ class RedisStore(CacheStore):
                 written, before = self._write(keys=[name], args=[
                     str(expected_version), item, ttl_at(record.expires)])
         if not written:
-            raise StaleRecordError(_record(before))
+            raise StaleRecordError(self.record_of(before))
         return AppliedChange(lambda: self._undo(name, item, before))
 
     def _add(self, name, item, expires):
@@ -233,7 +221,7 @@ class RedisStore(CacheStore):
         """Put ``previous`` (bytes; None: no record) back, if the record is
         still ``left`` (the bytes the change stored; None: it removed the
         record). Foreign bytes a delete removed stay removed."""
-        record = _record(previous)
+        record = self.record_of(previous)
         put_back = [b'', ''] if record is None else [
             previous, ttl_at(record.expires)]
         with self._talking():
