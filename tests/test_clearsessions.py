@@ -319,13 +319,16 @@ def test_a_store_that_is_down_exits_1(tmp_path):
 
 
 def test_a_zodb_file_the_application_holds_exits_1(backend_zodb, tmp_path):
-    """A FileStorage opens in one process at a time: the message says the
-    database could not be opened, and where."""
+    """A FileStorage opens in one process at a time: the message names the
+    file, the process holding it, and what to use instead."""
     app = make_app(backend_zodb)
     with store_closed_after(app):
         app.get('/set', {'key': 'n', 'value': '1'})
         result = clearsessions(write_ini(tmp_path / 'app.ini', backend_zodb))
     assert (result.returncode, result.stdout) == (1, '')
     assert result.stderr.count('\n') == 1
-    assert result.stderr.startswith('clearsessions: sessions.zodb.uri: '
-                                    'cannot open the sessions database ')
+    assert result.stderr.startswith(
+        f'clearsessions: zodb backend: the sessions database '
+        f'{tmp_path}/sessions.fs is in use by another process '
+        f'(pid {os.getpid()})')
+    assert 'ZEO' in result.stderr

@@ -46,8 +46,11 @@ through on the re-run. An expiry refresh never bumps the version, so it is
 simply applied again. Writes to different sessions never reach the
 application as conflicts.
 
-The layout, the expiry index the cleaner walks in O(expired) and the reason
-no ``_p_resolveConflict`` is needed (a ZEO server needs nothing of this
+Which process opens a ``file://`` database when, and how the stores of
+one process share it, is in
+:mod:`pyramid_contrib_sessions.backends.zodb_shared`. The layout, the
+expiry index the cleaner walks in O(expired) and the reason no
+``_p_resolveConflict`` is needed (a ZEO server needs nothing of this
 package) are in :mod:`pyramid_contrib_sessions.backends.zodb_model`.
 """
 import contextlib
@@ -70,6 +73,7 @@ from ..interfaces import ISessionStore, ISessionStoreFactory
 from ..settings import SettingsReader, reject_unknown_backend_keys
 from . import AppliedChange
 from .zodb_model import SessionTree
+from .zodb_shared import SharedDatabase, shared_database
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +98,8 @@ LOCK_STRIPES = 64
 DEFAULT_CLEANUP_GRACE = 10
 
 
-def _root(connection):
-    return connection.root()
-
-
 def _tree(connection):
     return connection.root()[ROOT_KEY]
-
-
-def _create_tree(root):
-    if ROOT_KEY not in root:  # a present tree is not written (read-only)
-        root[ROOT_KEY] = SessionTree()
 
 
 @implementer(ISessionStore)
@@ -119,17 +114,32 @@ class ZODBStore:
     (see the module). ``where`` names it in error messages; it must not
     carry a password. Thread-safe: every operation opens a pooled
     connection of its own. The store closes ``db`` in :meth:`close`.
+    :meth:`from_settings` gets its database from
+    :mod:`~pyramid_contrib_sessions.backends.zodb_shared` instead: shared
+    by the stores of one process on one ``file://`` URI, opened on first
+    use when another process held the file at start-up, closed at exit.
     """
 
     name = 'zodb'
     settings_namespace = 'zodb'
 
     def __init__(self, db, cleanup_grace=DEFAULT_CLEANUP_GRACE, where=None):
-        self.db = db
+        if isinstance(db, SharedDatabase):  # from from_settings
+            self._database = db
+            self._where = where or db.where
+        else:
+            self._where = where or db.storage.getName()
+            _create_tree(db, self._where)
+            self._database = SharedDatabase.holding(db, self._where)
         self.cleanup_grace = cleanup_grace
-        self._where = where or db.storage.getName()
         self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
-        self._change(_create_tree, on=_root)
+        self._closed = False
+
+    @property
+    def db(self):
+        """The open ``ZODB.DB`` (a ``file://`` one another process held at
+        start-up is opened now; a StoreError while it still is)."""
+        return self._database.get()
 
     @classmethod
     def from_settings(cls, settings, options):
@@ -148,12 +158,9 @@ class ZODBStore:
                              ', zeo://host:8100 or postgres://user:password'
                              '@host/sessions?keep_history=false')
         where = _redact(uri)
-        db = _open_database(read, uri, where)
-        try:
-            return cls(db, grace, where)
-        except StoreError as error:
-            db.close()
-            read.fail('uri', f'cannot set up the sessions database: {error}')
+        return cls(shared_database(
+            uri, where, lambda: _open_sessions_database(read, uri, where)),
+            grace, where)
 
     # reading
 
@@ -212,7 +219,11 @@ class ZODBStore:
             raise self._failed('pack', error) from error
 
     def close(self):
-        self.db.close()
+        """Release the database: it closes once no other application of
+        this process uses it. Closing again does nothing."""
+        if not self._closed:
+            self._closed = True
+            self._database.release()
 
     # transactions of our own
 
@@ -225,15 +236,15 @@ class ZODBStore:
         with self._stripes[int(key[:4], 16) % LOCK_STRIPES]:
             return self._change(work)
 
-    def _change(self, work, on=_tree):
-        """Run ``work(on(connection))`` in a transaction of its own and
+    def _change(self, work):
+        """Run ``work(tree)`` in a transaction of its own and
         commit it; on a conflict, run it again on fresh state (see the
         module)."""
         for attempt in range(CONFLICT_ATTEMPTS):
             if attempt:
                 time.sleep(random.uniform(0, FIRST_BACKOFF * 2 ** attempt))
             try:
-                return self._attempt(work, on, commit=True)
+                return self._attempt(work, commit=True)
             except ConflictError as conflict:
                 log.debug('zodb backend: %s; running the session change '
                           'again', conflict)
@@ -242,12 +253,13 @@ class ZODBStore:
             f'{CONFLICT_ATTEMPTS} times in a row in {self._where}')
 
     def _read(self, work):
-        return self._attempt(work, _tree, commit=False)
+        return self._attempt(work, commit=False)
 
-    def _attempt(self, work, on, commit):
+    def _attempt(self, work, commit):
         manager = transaction.TransactionManager(explicit=True)
+        db = self.db  # its StoreError says what is wrong already
         try:
-            connection = self.db.open(transaction_manager=manager)
+            connection = db.open(transaction_manager=manager)
         except Exception as error:
             raise self._failed('open a connection', error) from error
         try:
@@ -255,7 +267,7 @@ class ZODBStore:
             # connection up to date, and it reaches only the connections
             # already registered with the manager.
             manager.begin().note('pyramid_contrib_sessions')
-            result = work(on(connection))
+            result = work(_tree(connection))
             if commit:
                 manager.commit()
             else:
@@ -274,6 +286,37 @@ class ZODBStore:
     def _failed(self, action, error):
         return StoreError(f'zodb backend: cannot {action} in {self._where}: '
                           f'{type(error).__name__}: {error}')
+
+
+def _open_sessions_database(read, uri, where):
+    """The database ``uri`` describes, holding the sessions tree."""
+    db = _open_database(read, uri, where)
+    try:
+        _create_tree(db, where)
+    except StoreError as error:
+        db.close()
+        read.fail('uri', f'cannot set up the sessions database: {error}')
+    return db
+
+
+def _create_tree(db, where):
+    """Create the sessions tree in ``db`` unless it is there already (then
+    nothing is written). A conflict (another process creating it at the
+    same moment) runs it again."""
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            with db.transaction('pyramid_contrib_sessions') as connection:
+                root = connection.root()
+                if ROOT_KEY not in root:
+                    root[ROOT_KEY] = SessionTree()
+            return
+        except Exception as error:
+            if isinstance(error, ConflictError) \
+                    and attempt < CONFLICT_ATTEMPTS - 1:
+                continue
+            raise StoreError(f'zodb backend: cannot create the sessions '
+                             f'tree in {where}: {type(error).__name__}: '
+                             f'{error}') from error
 
 
 def _open_database(read, uri, where):

@@ -1,0 +1,173 @@
+"""The default store (a ZODB FileStorage file) beside other processes and
+across restarts, with real processes: ``pserve`` serving the demo, a
+``bootstrap()`` script and ``pshell`` started beside it, a cookiecutter's
+``initialize_db``-style script followed by a start, and one process that
+builds the application twice."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from ZODB.FileStorage import FileStorage
+
+from app import make_app
+from functional_support import get_with_cookie, session_cookie, \
+    session_factory
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+START_TIMEOUT = 30  # seconds for pserve to listen; it takes about one
+RUN_TIMEOUT = 60  # seconds for a script; each takes about one
+
+# What a cookiecutter project's scripts do: bootstrap() the application
+# from its .ini file, work, close the environment.
+TOUCH_A_SESSION = '''
+import sys
+from pyramid.paster import bootstrap
+from pyramid_contrib_sessions.exceptions import StoreError
+with bootstrap(sys.argv[1]) as env:
+    print('started', flush=True)
+    request = env['request']
+    try:
+        request.tm.begin()
+        request.session['from_script'] = 1
+        request.session.save()
+        request.tm.commit()
+    except StoreError as error:
+        print(f'StoreError: {error}')
+'''
+INITIALIZE_DB = '''
+import sys
+from pyramid.paster import bootstrap, setup_logging
+setup_logging(sys.argv[1])
+env = bootstrap(sys.argv[1])
+env['closer']()
+'''
+
+
+def demo_ini(directory):
+    """A copy of development.ini in ``directory`` (its sessions in
+    ``directory/var/sessions.fs``) serving on a free port; the path and
+    the port."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    text = open(os.path.join(ROOT, 'development.ini')).read()
+    assert 'listen = localhost:6543' in text
+    path = directory / 'development.ini'
+    path.write_text(text.replace('listen = localhost:6543',
+                                 f'listen = 127.0.0.1:{port}'))
+    return str(path), port
+
+
+def run(command, stdin=None):
+    return subprocess.run(command, capture_output=True, text=True,
+                          input=stdin, timeout=RUN_TIMEOUT, cwd=ROOT)
+
+
+def python(script, ini):
+    return run([sys.executable, '-c', script, ini])
+
+
+def wait_for_port(port, server):
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            socket.create_connection(('127.0.0.1', port), timeout=1).close()
+            return
+        except OSError:
+            assert server.poll() is None, server.communicate()[1]
+            assert time.monotonic() < deadline, 'pserve did not listen'
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """``pserve`` serving the demo on a copy of development.ini; the path
+    of the .ini and the home page's URL. Stopped with Ctrl-C afterwards."""
+    ini, port = demo_ini(tmp_path)
+    server = subprocess.Popen([os.path.join(BIN, 'pserve'), ini],
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, server)
+        yield ini, f'http://127.0.0.1:{port}/'
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.communicate(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
+
+
+def visit(url, cookie=None):
+    """GET the demo's home page (it counts visits in the session); the
+    session cookie it sets, or the one given."""
+    request = urllib.request.Request(url)
+    if cookie:
+        request.add_header('Cookie', cookie)
+    with urllib.request.urlopen(request, timeout=RUN_TIMEOUT) as response:
+        assert response.status == 200
+        set_cookie = response.headers.get('Set-Cookie')
+        page = response.read().decode()
+    return (set_cookie.split(';')[0] if set_cookie else cookie), page
+
+
+def test_scripts_and_pshell_start_beside_pserve_and_fail_clearly(served):
+    ini, url = served
+    cookie, page = visit(url)
+    held = 'the sessions database ' + os.path.join(
+        os.path.dirname(ini), 'var', 'sessions.fs') + ' is in use by ' \
+        'another process (pid '
+
+    script = python(TOUCH_A_SESSION, ini)
+    assert script.returncode == 0, script.stderr
+    started, error = script.stdout.splitlines()
+    assert started == 'started'
+    assert error.startswith('StoreError: zodb backend: ' + held)
+    assert 'ZEO' in error and 'RelStorage' in error
+
+    shell = run([os.path.join(BIN, 'pshell'), ini],
+                stdin="request.session['n'] = 1\nrequest.session.save()\n")
+    assert shell.returncode == 0, shell.stderr
+    assert 'StoreError: zodb backend: ' + held in shell.stderr
+    assert shell.stderr.count('Traceback') == 1  # one error, no chain
+
+    # the application kept its file and its sessions
+    assert '<strong id="visits">2</strong>' in visit(url, cookie)[1]
+
+
+def test_a_script_that_closes_nothing_leaves_the_index_saved(tmp_path):
+    """Closing the environment does not close the session store; the exit
+    does, so FileStorage saves its index and the next start reads it."""
+    ini = demo_ini(tmp_path)[0]
+    first = python(INITIALIZE_DB, ini)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / 'var' / 'sessions.fs.index').exists()
+    start = python(INITIALIZE_DB, ini)
+    assert start.returncode == 0, start.stderr
+    assert 'Ignoring index' not in start.stderr
+
+
+def test_an_application_built_twice_in_one_process_shares_the_file(
+        backend_zodb, tmp_path):
+    first, second = make_app(backend_zodb), make_app(backend_zodb)
+    first.get('/set', {'key': 'n', 'value': '1'})
+    cookie = session_cookie(first)
+    assert get_with_cookie(second, '/incr', cookie).json['data'] == {'n': 2}
+
+    session_factory(first).close()
+    session_factory(first).close()  # again: nothing happens
+    assert get_with_cookie(second, '/incr', cookie).json['data'] == {'n': 3}
+    session_factory(second).close()
+    # the last close closed the file: it opens again, with what was stored
+    FileStorage(str(tmp_path / 'sessions.fs')).close()
+    third = make_app(backend_zodb)
+    assert get_with_cookie(third, '/get', cookie).json['value'] == 3
+    session_factory(third).close()
+
