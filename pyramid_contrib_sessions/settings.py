@@ -22,6 +22,19 @@ BACKENDS = {
     'cookie': ('pyramid_contrib_sessions.backends.cookie:CookieStore', None),
 }
 DEFAULT_BACKEND = 'zodb'
+# Names people reach for that are not backends: the backend that serves
+# them, and the setting that points it there.
+_ON_POSTGRESQL = ('sql', 'sessions.sql.url = postgresql+psycopg://host/db')
+_ON_MYSQL = ('sql', 'sessions.sql.url = mysql+pymysql://host/db')
+BACKEND_ALIASES = {
+    'redis': ('cache', 'sessions.cache.url = redis://host:6379/0'),
+    'memcached': ('cache', 'sessions.cache.url = memcached://host:11211'),
+    'sqlalchemy': _ON_POSTGRESQL, 'postgres': _ON_POSTGRESQL,
+    'postgresql': _ON_POSTGRESQL, 'mysql': _ON_MYSQL, 'mariadb': _ON_MYSQL,
+    'sqlite': ('sql', 'sessions.sql.url = sqlite:///%(here)s/sessions.db'),
+    'zeo': ('zodb', 'sessions.zodb.uri = zeo://host:8100'),
+    'relstorage': ('zodb', 'sessions.zodb.uri = postgres://host/sessions'),
+}
 MIN_SECRET_LENGTH = 32  # characters: below this a secret is guessable offline
 TWO_WEEKS = 1209600
 SAMESITE_VALUES = {'strict': 'Strict', 'lax': 'Lax', 'none': 'None'}
@@ -152,8 +165,12 @@ def parse_settings(settings, prefix='sessions.'):
 def _resolve_backend(read, backend):
     if backend in BACKENDS:
         dotted, extra = BACKENDS[backend]
+    elif '.' in backend or ':' in backend:
+        dotted, extra = backend, None  # a custom store class
     else:
-        dotted, extra = backend, None
+        # a bare word names no class: it is a misspelt or borrowed name,
+        # never a module to import (``redis`` would import redis-py)
+        read.fail('backend', _not_a_backend(backend))
     try:
         factory = DottedNameResolver().resolve(dotted)
     except ImportError as error:
@@ -170,6 +187,20 @@ def _resolve_backend(read, backend):
                              f'implements pyramid_contrib_sessions.'
                              f'interfaces.ISessionStoreFactory')
     return factory, getattr(factory, 'settings_namespace', None)
+
+
+def _not_a_backend(name):
+    """Why ``name`` is no backend, with the one most likely meant."""
+    close = difflib.get_close_matches(
+        name.lower(), sorted(BACKENDS) + sorted(BACKEND_ALIASES), n=1)
+    hint = '.'
+    if close:
+        meant, example = BACKEND_ALIASES.get(close[0], (close[0], None))
+        hint = f'; did you mean {meant}, with {example}?' if example \
+            else f'; did you mean {meant}?'
+    return (f'{name!r} is not a backend{hint} The backends are '
+            f'{", ".join(sorted(BACKENDS))}, or the dotted name of a store '
+            f'class (package.module.Class)')
 
 
 def _reject_unknown_keys(settings, prefix, namespace):

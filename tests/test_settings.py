@@ -151,7 +151,11 @@ MISTAKES = [
     mistake({'sessions.yourstore.path': '/tmp'},
             'sessions.yourstore.path', 'unknown setting'),
     mistake({'sessions.file.pth': '/tmp'}, 'sessions.file.pth', 'path'),
-    mistake({'sessions.backend': 'nosuch'}, 'sessions.backend', 'nosuch'),
+    mistake({'sessions.backend': 'nosuch'}, 'sessions.backend',
+            "'nosuch' is not a backend. The backends are cache, cookie, "
+            "file, sql, zodb, or the dotted name of a store class"),
+    mistake({'sessions.backend': 'nosuch.Store'}, 'sessions.backend',
+            'nor an importable dotted name'),
     mistake({'sessions.backend': 'os.path'},
             'sessions.backend', 'from_settings'),
     mistake({'sessions.file.path': REMOVED},
@@ -180,6 +184,37 @@ MISTAKES = [
              'sessions.cookie_path': '/app'},
             'sessions.cookie_name', '__Host-'),
 ]
+
+
+# A backend name borrowed from elsewhere, or misspelt: the one meant.
+BACKENDS_MEANT = [
+    ('redis', 'did you mean cache, with sessions.cache.url = redis://'),
+    ('Redis', 'did you mean cache, with sessions.cache.url = redis://'),
+    ('memcached', 'did you mean cache, with sessions.cache.url = memcached:'),
+    ('sqlalchemy', 'did you mean sql, with sessions.sql.url = '),
+    ('postgres', 'did you mean sql, with sessions.sql.url = postgresql'),
+    ('postgresql', 'did you mean sql, with sessions.sql.url = postgresql'),
+    ('mysql', 'did you mean sql, with sessions.sql.url = mysql'),
+    ('mariadb', 'did you mean sql, with sessions.sql.url = mysql'),
+    ('sqlite', 'did you mean sql, with sessions.sql.url = sqlite:'),
+    ('zeo', 'did you mean zodb, with sessions.zodb.uri = zeo://'),
+    ('zdob', 'did you mean zodb?'),
+    ('sqll', 'did you mean sql?'),
+    ('ZODB', 'did you mean zodb?'),
+    ('cokie', 'did you mean cookie?'),
+]
+
+
+@pytest.mark.parametrize('backend, meant', BACKENDS_MEANT)
+def test_a_backend_name_that_is_none_says_which_one_is_meant(
+        file_settings, backend, meant):
+    with pytest.raises(ConfigurationError) as raised:
+        start({**file_settings, 'sessions.backend': backend})
+    message = str(raised.value)
+    assert message.startswith(f"sessions.backend: '{backend}' is not a "
+                              f"backend; {meant}")
+    assert ('The backends are cache, cookie, file, sql, zodb, or the '
+            'dotted name of a store class') in message
 
 
 @pytest.mark.parametrize('changes, key, explanation', MISTAKES)
