@@ -36,7 +36,7 @@ extras = {
 extras['testing'] = sorted(
     {req for reqs in extras.values() for req in reqs}
     | {'pytest', 'WebTest', 'pyramid_tm', 'pyramid_retry', 'hypothesis',
-       'waitress', 'playwright>=1.40'})
+       'waitress', 'playwright>=1.40', 'alembic'})
 # benchmarks/overhead.py: the clients of the stores it measures, and the
 # peers it compares with (Beaker's ext:database checked on 1.14.1 with
 # SQLAlchemy 2.1)

@@ -99,7 +99,9 @@ DATA_TYPE = sa.LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL_DIALECTS)
 
 def session_table(name=DEFAULT_TABLE, metadata=None):
     """The table the sql backend keeps sessions in; ``docs/sql.rst`` shows
-    the DDL it makes on each database."""
+    the DDL it makes on each database. Given the application's
+    ``metadata``, the table joins it, so that alembic's autogenerate knows
+    it (and creates it in a migration) instead of proposing to drop it."""
     table = sa.Table(
         name, sa.MetaData() if metadata is None else metadata,
         sa.Column('store_key', KEY_TYPE, primary_key=True),
@@ -113,6 +115,16 @@ def session_table(name=DEFAULT_TABLE, metadata=None):
     )
     sa.Index(f'ix_{name}_expires', table.c.expires)
     return table
+
+
+def skip_session_table(name=DEFAULT_TABLE):
+    """An ``include_object`` for alembic's ``env.py`` that leaves the
+    sessions table ``name`` (and so its index) out of autogenerate, for an
+    application that lets the backend create the table itself."""
+    def include_object(obj, object_name, type_, reflected, compare_to):
+        return not (type_ == 'table' and object_name == name)
+
+    return include_object
 
 
 # the engine
