@@ -20,6 +20,7 @@ from pyramid.exceptions import ConfigurationError
 from webtest import TestApp
 
 from app import make_app, make_wsgi_app
+from fault_proxy import free_port
 from functional_support import (
     age_session, current_record, session_cookie, session_factory)
 
@@ -27,6 +28,7 @@ from pyramid_contrib_sessions import session_factory_from_settings
 from pyramid_contrib_sessions.backends.memcached import (
     MemcachedStore, exptime)
 from pyramid_contrib_sessions.backends.redis import RedisStore
+from pyramid_contrib_sessions.exceptions import StaleRecordError
 from pyramid_contrib_sessions.keys import store_key
 from pyramid_contrib_sessions.record import SessionRecord
 
@@ -39,12 +41,6 @@ SIXTY_DAYS = 60 * 86400
 def cache_backend(request):
     """The settings of each cache server setup in turn."""
     return request.getfixturevalue('backend_' + request.param)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
 
 
 def session_id(app):
@@ -476,6 +472,21 @@ def test_abort_keeps_a_record_written_after_the_change(store_of, change):
     later = store.load(key)
     prepared.abort()
     assert store.load(key) == later
+
+
+def test_another_writer_s_identical_record_is_still_a_conflict(store_of):
+    """A write takes equal bytes for its own only when it was sent again
+    after a lost reply: a first send that finds them reports the other
+    writer's record, so its own change is merged, never lost."""
+    mine, other = store_of(), store_of()
+    key = store_key('y' * 43)
+    mine.prepare_write(key, record(1), None).commit()
+    assert mine.load(key).version == 1
+    identical = record(2, b'{"n":2}')
+    other.prepare_write(key, identical, 1).commit()
+    with pytest.raises(StaleRecordError) as stale:
+        mine.prepare_write(key, identical, 1)
+    assert stale.value.current == identical
 
 
 @pytest.fixture

@@ -22,17 +22,12 @@ from webtest import TestApp
 
 from app import make_app
 from conftest import require_server
+from fault_proxy import FaultProxy, free_port
 
 from pyramid_contrib_sessions.exceptions import StoreError
 
 START_WITHIN = 10  # seconds for a server of our own to accept connections
 SOCKET_TIMEOUT = 0.5  # seconds: how long the app waits on a stuck server
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
 
 
 def accepting(port):
@@ -260,6 +255,33 @@ def test_one_dead_memcached_of_two_fails_only_its_own_sessions(tmp_path):
     finally:
         dead.stop()
         alive.stop()
+
+
+# a lost reply
+
+# The request whose reply the proxy loses: Redis's write script, Memcached's
+# check-and-set.
+WRITE_COMMAND = {'redis': b'EVALSHA', 'memcached': b'cas '}
+SERVER_PORT = {'redis': 6379, 'memcached': 11211}
+
+
+@pytest.mark.parametrize('name', ['redis', 'memcached'])
+def test_a_lost_reply_is_not_a_second_write(name, request):
+    """The connection breaks after the server ran a write and before its
+    reply arrived; the client sends the write again. It must recognise
+    its own write, not see a conflict that pyramid_retry would answer by
+    applying the change a second time."""
+    settings = request.getfixturevalue(f'backend_{name}')
+    url = settings['sessions.cache.url']
+    with FaultProxy(SERVER_PORT[name]) as proxy:
+        app = make_app({**settings, 'sessions.cache.url': url.replace(
+            f':{SERVER_PORT[name]}', f':{proxy.port}')}, retry_attempts=3)
+        store_value(app, 'n', 0)
+        assert app.get('/incr').json['data'] == {'n': 1}  # loads the script
+        proxy.lose_reply_to(WRITE_COMMAND[name])
+        assert app.get('/incr').json['data'] == {'n': 2}
+        assert proxy.lost_replies == 1
+        assert app.get('/get').json['data'] == {'n': 2}
 
 
 # limits

@@ -27,11 +27,15 @@ the item and its cas token, compares the versions (a different one is a
 :class:`~pyramid_contrib_sessions.exceptions.StaleRecordError`), then
 stores with ``cas`` (``add`` when it expects no record). Losing the cas
 race re-reads: a newer version is stale; the same version (a concurrent
-touch) is simply tried again. A load is a ``gets`` too, and each thread
-keeps the record and token its last load read: a write of the version that
-load returned tries ``cas`` with that token at once, saving the re-read (a
-cas succeeds only while the item is still exactly the one read); a new
-record is an ``add`` without a read first.
+touch) is simply tried again. A command whose connection broke is sent
+once more on a fresh connection; a ``cas`` or ``add`` sent again that finds
+the very bytes it stores knows that its first send stored them (the reply
+was lost), where a first send would report another writer's record. A
+load is a ``gets`` too, and each thread keeps the record and token its
+last load read: a write of the version that load returned tries ``cas``
+with that token at once, saving the re-read (a cas succeeds only while the
+item is still exactly the one read); a new record is an ``add`` without a
+read first.
 
 **A touch** cannot be partial: Memcached has no partial update, and its own
 ``touch`` command moves only the expiry, leaving the record's ``accessed``
@@ -176,11 +180,17 @@ class MemcachedStore(CacheStore):
     def _call(self, name, command, *args, **kwargs):
         """Run ``command`` for the item ``name`` on its server; its errors
         become a StoreError naming the server."""
+        return self._send(name, command, *args, **kwargs)[0]
+
+    def _send(self, name, command, *args, **kwargs):
+        """:meth:`_call`, returning ``(reply, sent again)``: a command whose
+        connection broke is sent once more on a fresh one."""
         address = self._only_address or self._hash.get_node(name)
         for attempt in (1, 2):
             client = self._clients()[address]
             try:
-                return getattr(client, command)(name, *args, **kwargs)
+                return (getattr(client, command)(name, *args, **kwargs),
+                        attempt == 2)
             except RECONNECTABLE as error:
                 if attempt == 2:
                     raise _unreachable(address, error) from error
@@ -194,10 +204,10 @@ class MemcachedStore(CacheStore):
 
     def _store(self, name, item, token, expires):
         """Store ``item`` if the item is still the one ``token`` came with
-        (``None``: if there is still none)."""
+        (``None``: if there is still none); ``(stored, sent again)``."""
         if token is None:
-            return self._call(name, 'add', item, expire=exptime(expires))
-        return self._call(name, 'cas', item, token, expire=exptime(expires))
+            return self._send(name, 'add', item, expire=exptime(expires))
+        return self._send(name, 'cas', item, token, expire=exptime(expires))
 
     def load(self, key):
         name = self.server_key(key)
@@ -232,11 +242,16 @@ class MemcachedStore(CacheStore):
             if (None if current is None else current.version) \
                     != expected_version:
                 raise StaleRecordError(current)
-            if self._store(name, item, token, record.expires):
+            stored, sent_again = self._store(name, item, token,
+                                             record.expires)
+            if stored:
                 break
             latest, token = self._gets(name)
-            if latest == item:
-                break  # stored after all: a dropped connection lost the reply
+            if sent_again and latest == item:
+                # the first send stored it, and the connection broke before
+                # its reply came; equal bytes a first send finds are
+                # another writer's (the same version, data and access time)
+                break
             current = self.record_of(latest)
         else:
             raise _raced()
@@ -250,7 +265,7 @@ class MemcachedStore(CacheStore):
             if current is None or current.version != expected_version:
                 return NOTHING_CHANGED  # gone, or rewritten since
             item = record_to_bytes(current.touched(accessed, expires))
-            if self._store(name, item, token, expires):
+            if self._store(name, item, token, expires)[0]:
                 return AppliedChange(
                     partial(self._restore, name, item, current))
         raise _raced()

@@ -18,11 +18,20 @@ Each script returns the bytes it replaced, so an abort can put them back,
 only while the record is still exactly what the change left (see
 :mod:`.cache` for why changes are applied at the vote).
 
-A pooled connection that broke (the server restarted) is retried once on a
-fresh connection. Should a connection break after Redis ran a write but
-before its reply arrived, the retried write finds its own version stored
-and is reported as a conflict: pyramid_retry then replays the request on
-the stored state; no record is ever half-written.
+**A command whose connection broke** (the server restarted, or the network
+dropped the connection between Redis's work and its reply) is sent once
+more, on a fresh connection; a timeout is not. Reads and the undo are the
+same command again. A write may have run already, so it is sent again
+*marked as sent again*: finding the very bytes it writes already stored, it
+knows its first send ran and reports success. Without that, it would find
+its own new version, report a stale record, and the request's change would
+be merged onto itself and applied twice. A first send never takes equal
+bytes for its own: another writer that stored the same bytes (same
+version, same data, same access time) is a conflict as usual. The write a
+lost reply hid cannot be undone exactly (what it replaced is unknown): an
+abort then leaves it in place, and says so in the log. A touch sent again
+rewrites the same times, and a delete sent again finds nothing to delete;
+an abort leaves either in place too.
 """
 import contextlib
 import logging
@@ -51,10 +60,12 @@ HEADER_LUA = "'^%[(%d+),([^,]*),[^,]*,[^,]*,(.*)$'"
 HEADER = re.compile(rb'\[(\d+),([^,]*),[^,]*,[^,]*,(.*)\Z', re.DOTALL)
 
 # ARGV: the version the writer read, the record's bytes, its TTL
-# (PEXPIREAT milliseconds). Returns {1, the bytes replaced} when written,
-# {0, the bytes stored} when stale (false: no record).
+# (PEXPIREAT milliseconds), '1' when sent again after a lost reply. Returns
+# {1, the bytes replaced} when written, {0, the bytes stored} when stale
+# (false: no record), {2} when a send again finds the first one's write.
 WRITE = f"""
 local stored = redis.call('GET', KEYS[1])
+if ARGV[4] == '1' and stored == ARGV[2] then return {{2, false}} end
 if not (stored and string.match(stored, {HEADER_LUA}) == ARGV[1]) then
   return {{0, stored}}
 end
@@ -97,6 +108,11 @@ else
 end
 return 1
 """
+
+
+# What a write reports: stale, written, or written by a send whose reply
+# was lost (what it replaced unknown).
+STALE, WRITTEN, WRITTEN_UNSEEN = 0, 1, 2
 
 
 def _number(value):
@@ -166,9 +182,10 @@ class RedisStore(CacheStore):
                 f'command: {error}') from error
 
     def load(self, key):
+        name = self.server_key(key)
         with self._talking():
             try:
-                stored = self._client.get(self.server_key(key))
+                stored = _sent(lambda again: self._client.get(name))
             except redis.ResponseError as error:
                 if not str(error).startswith('WRONGTYPE'):
                     raise
@@ -180,30 +197,39 @@ class RedisStore(CacheStore):
         item = record_to_bytes(record)
         with self._talking():
             if expected_version is None:
-                written, before = self._add(name, item, record.expires)
+                outcome, before = _sent(lambda again: self._add(
+                    name, item, record.expires, again))
             else:
-                written, before = self._write(keys=[name], args=[
-                    str(expected_version), item, ttl_at(record.expires)])
-        if not written:
+                outcome, before = _sent(lambda again: self._write(
+                    keys=[name], args=[str(expected_version), item,
+                                       ttl_at(record.expires),
+                                       '1' if again else '0']))
+        if outcome == STALE:
             raise StaleRecordError(self.record_of(before))
+        if outcome == WRITTEN_UNSEEN:
+            return AppliedChange(_cannot_undo)
         return AppliedChange(lambda: self._undo(name, item, before))
 
-    def _add(self, name, item, expires):
+    def _add(self, name, item, expires, again):
         """Store a new record unless there is one (no script needed):
-        ``(True, None)``, or ``(False, the bytes there)``."""
+        ``(WRITTEN, None)``, or ``(STALE, the bytes there)``. Sent again,
+        finding its own bytes, it knows its first send stored them."""
         milliseconds = math.ceil((expires - time.time()) * 1000)
         if milliseconds <= 0:
-            return True, None  # Redis would drop it at once
+            return WRITTEN, None  # Redis would drop it at once
         if self._client.set(name, item, nx=True, px=milliseconds):
-            return True, None
-        return False, self._client.get(name)
+            return WRITTEN, None
+        stored = self._client.get(name)
+        if again and stored == item:
+            return WRITTEN, None  # the first send stored it, in an empty slot
+        return STALE, stored
 
     def prepare_touch(self, key, accessed, expires, expected_version):
         name = self.server_key(key)
         times = _number(accessed), _number(expires)
         with self._talking():
-            before = self._touch(keys=[name], args=[
-                str(expected_version), *times, ttl_at(expires)])
+            before = _sent(lambda again: self._touch(keys=[name], args=[
+                str(expected_version), *times, ttl_at(expires)]))
         if before is None:
             return NOTHING_CHANGED  # gone, or rewritten since
         return AppliedChange(lambda: self._undo(
@@ -212,7 +238,7 @@ class RedisStore(CacheStore):
     def prepare_delete(self, key):
         name = self.server_key(key)
         with self._talking():
-            before = self._delete(keys=[name])
+            before = _sent(lambda again: self._delete(keys=[name]))
         if before is None:
             return NOTHING_CHANGED
         return AppliedChange(lambda: self._undo(name, None, before))
@@ -225,10 +251,27 @@ class RedisStore(CacheStore):
         put_back = [b'', ''] if record is None else [
             previous, ttl_at(record.expires)]
         with self._talking():
-            self._restore(keys=[name], args=[left or b'', *put_back])
+            _sent(lambda again: self._restore(
+                keys=[name], args=[left or b'', *put_back]))
 
     def close(self):
         self._pool.disconnect()
+
+
+def _sent(send):
+    """``send(again=False)``; when its connection broke, once more as
+    ``send(again=True)``, which redis-py makes on a fresh connection (see
+    the module). A timeout is not sent again."""
+    try:
+        return send(False)
+    except redis.ConnectionError:
+        return send(True)
+
+
+def _cannot_undo():
+    log.warning('redis backend: the transaction aborted after a session '
+                'write whose reply was lost; what that write replaced is '
+                'unknown, so it stays')
 
 
 def _pool_from_url(config):
@@ -243,10 +286,9 @@ def _pool_from_url(config):
             url,
             socket_connect_timeout=config.connect_timeout,
             socket_timeout=config.socket_timeout,
-            # a pooled connection the server dropped (a restart) is retried
-            # once on a new one; a timeout is not retried
-            retry=Retry(NoBackoff(), 1,
-                        supported_errors=(redis.ConnectionError,)))
+            # the store sends a command again itself, knowing which may
+            # have run (see _sent)
+            retry=Retry(NoBackoff(), 0))
     except (ValueError, TypeError) as error:
         raise url_error(url, str(error)) from error
 
