@@ -122,6 +122,20 @@ class SettingsReader:
         return number
 
 
+    def positive_seconds(self, name, default):
+        """A bound on a wait: seconds, fractions allowed, above zero."""
+        value = self.settings.get(self.prefix + name)
+        if value is None or str(value).strip() == '':
+            return default
+        try:
+            seconds = float(str(value).strip())
+        except ValueError:
+            seconds = 0
+        if not 0 < seconds < float('inf'):
+            self.fail(name, f'{value!r} is not a positive number of seconds')
+        return seconds
+
+
 def parse_settings(settings, prefix='sessions.'):
     """Parse the ``prefix``-ed keys of ``settings`` into SessionOptions."""
     read = SettingsReader(settings, prefix)

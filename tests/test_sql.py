@@ -170,9 +170,13 @@ def sqlite_url(tmp_path):
     ({'sessions.sql.dbsession': 'no_such_module:current'},
      'sessions.sql.dbsession'),
     ({'sessions.sql.dbsession': sessionmaker()}, 'sessions.sql.dbsession'),
+    ({'sessions.sql.connect_timeout': 'soon'},
+     'sessions.sql.connect_timeout'),
+    ({'sessions.sql.socket_timeout': '0'}, 'sessions.sql.socket_timeout'),
 ], ids=['no url', 'not a url', 'unsupported database', 'in-memory',
         'in-memory named', 'unknown engine option', 'not a boolean',
-        'not a table name', 'unimportable dbsession', 'a sessionmaker'])
+        'not a table name', 'unimportable dbsession', 'a sessionmaker',
+        'not a time', 'no time'])
 def test_a_bad_setting_fails_at_startup_naming_it(tmp_path, factory_for,
                                                   settings, key):
     settings = {'sessions.backend': 'sql',

@@ -11,7 +11,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,7 @@ from webtest import TestApp
 
 from app import make_app
 from conftest import require_server
+from fault_proxy import FaultProxy, free_port
 from functional_support import current_record, session_factory
 
 from pyramid_contrib_sessions.exceptions import StoreError
@@ -34,12 +34,6 @@ PASSWORD = 'not-in-any-message-9f1c'
 USER = 'faults'
 SERVER_USER = 'postgres'  # initdb refuses to run as root
 START_TIMEOUT = 30  # seconds pg_ctl waits for the server
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
 
 
 def postgresql_bin():
@@ -301,3 +295,81 @@ def test_a_transaction_that_lost_its_connection_is_never_resumed(
     finally:
         deleting.abort()
     assert (store.load(old), store.load(new)) == (stored, None)
+
+
+# a database that stops answering (stopped, not gone): played by a proxy
+# that passes nothing either way, in front of the test's own PostgreSQL
+# (with a password) and the machine's MariaDB (never stopped itself)
+
+BOUND = 1  # seconds: the socket_timeout and connect_timeout set here
+MARGIN = 3  # seconds the test allows above the bound
+MARIADB_PORT = 3306
+
+
+@pytest.fixture(params=['postgresql', 'mariadb'])
+def stalling(request, postgresql_server):
+    """The settings of a sql store behind a FaultProxy, and the proxy."""
+    if request.param == 'postgresql':
+        settings, port = ({'sessions.backend': 'sql', 'sessions.sql.url':
+                           postgresql_server.url}, postgresql_server.port)
+    else:
+        settings = request.getfixturevalue('backend_mariadb')
+        port = MARIADB_PORT
+    with FaultProxy(port) as proxy:
+        yield {**settings,
+               'sessions.sql.url': settings['sessions.sql.url'].replace(
+                   f':{port}/', f':{proxy.port}/'),
+               'sessions.sql.connect_timeout': str(BOUND),
+               'sessions.sql.socket_timeout': str(BOUND)}, proxy
+
+
+def assert_fails_within_the_bound(proxy, action):
+    """``action()`` fails with a StoreError naming the backend and the
+    server, not the password, within the bound (plus MARGIN)."""
+    started = time.monotonic()
+    with pytest.raises(StoreError) as raised:
+        action()
+    assert time.monotonic() - started < BOUND + MARGIN
+    message = str(raised.value)
+    assert message.startswith('sql backend: ')
+    assert f'@127.0.0.1:{proxy.port}/' in message
+    assert PASSWORD not in message
+    return message
+
+
+def test_a_stalled_database_costs_a_request_a_bounded_wait(stalling):
+    settings, proxy = stalling
+    app = make_app(settings)
+    app.get('/set', {'key': 'n', 'value': '1'})
+    newcomer = TestApp(app.app)
+    proxy.stall()
+    try:
+        assert 'no reply within 1 s (sessions.sql.socket_timeout)' in \
+            assert_fails_within_the_bound(proxy, lambda: app.get('/incr'))
+        # the stalled connection was dropped; a new one cannot connect
+        assert_fails_within_the_bound(proxy, lambda: newcomer.get('/incr'))
+    finally:
+        proxy.resume()
+    assert app.get('/incr').json['data'] == {'n': 2}
+    assert newcomer.get('/incr').json['data'] == {'n': 1}
+
+
+def test_a_database_that_stalls_at_the_commit_costs_a_bounded_wait(
+        stalling, factory_for):
+    settings, proxy = stalling
+    store = factory_for(settings).store
+    key = store_key(new_session_id())
+    record = SessionRecord(b'{"n":1}', 1, 0.0, 0.0, time.time() + 3600)
+    staged = store.prepare_write(key, record, None)
+    proxy.stall()
+    try:
+        assert 'no reply within 1 s' in assert_fails_within_the_bound(
+            proxy, staged.commit)
+    finally:
+        proxy.resume()
+    # the COMMIT the proxy held reaches the server now, as a stopped
+    # server's kernel would hand it over: the write may land after all
+    assert store.load(key) in (None, record)
+    other = store_key(new_session_id())
+    store.prepare_write(other, record, None).commit()
+    assert store.load(other) == record

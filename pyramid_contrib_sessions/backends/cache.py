@@ -50,7 +50,7 @@ from zope.interface import implementer, provider
 from ..interfaces import ISessionStore, ISessionStoreFactory
 from ..keys import checked_store_key
 from ..record import record_from_bytes
-from ..settings import reject_unknown_backend_keys
+from ..settings import SettingsReader, reject_unknown_backend_keys
 
 log = logging.getLogger(__name__)
 
@@ -95,28 +95,16 @@ class CacheSettings:
         prefix = settings.get('prefix')
         if prefix is None:
             prefix = DEFAULT_PREFIX
+        read = SettingsReader.for_backend(settings, 'cache')
         return cls(url=url, prefix=str(prefix).strip(),
-                   connect_timeout=_timeout(settings, 'connect_timeout'),
-                   socket_timeout=_timeout(settings, 'socket_timeout'))
+                   connect_timeout=read.positive_seconds(
+                       'connect_timeout', DEFAULT_TIMEOUT),
+                   socket_timeout=read.positive_seconds(
+                       'socket_timeout', DEFAULT_TIMEOUT))
 
     @property
     def scheme(self):
         return urlsplit(self.url).scheme.lower()
-
-
-def _timeout(settings, name):
-    value = settings.get(name)
-    if value is None or str(value).strip() == '':
-        return DEFAULT_TIMEOUT
-    try:
-        seconds = float(str(value).strip())
-    except ValueError:
-        seconds = 0
-    if not 0 < seconds < float('inf'):
-        raise ConfigurationError(
-            f'sessions.cache.{name}: {value!r} is not a positive number of '
-            f'seconds')
-    return seconds
 
 
 def url_error(url, problem):

@@ -56,7 +56,9 @@ Reads and ``clearsessions`` always use the store's own engine, so
 ``sessions.sql.url`` must name the same database.
 """
 import contextlib
+import math
 import re
+import socket
 import threading
 
 import sqlalchemy as sa
@@ -73,6 +75,7 @@ from ..exceptions import SessionConflictError, StaleRecordError, StoreError
 from ..interfaces import IPreparedChange, ISessionStore, ISessionStoreFactory
 from ..record import SessionRecord
 from ..settings import SettingsReader
+from .reply_deadline import ReplyDeadline
 
 DEFAULT_TABLE = 'sessions'
 OWN_KEYS = frozenset({'table', 'dbsession'})  # the rest configures the engine
@@ -89,6 +92,13 @@ COMMITTED = 'pyramid_contrib_sessions.committed'  # in a connection's info
 # zope.sqlalchemy's data manager sorts as "~sqlalchemy:<id>" and commits in
 # its vote; a prefix of that sorts just before it.
 BEFORE_ZOPE_SQLALCHEMY = '~sqlalchemy'
+# Seconds to reach a database server, and to wait for one reply (a row lock
+# another request holds included); sessions.sql.connect_timeout and
+# sessions.sql.socket_timeout
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_SOCKET_TIMEOUT = 10.0
+TIMEOUT_KEYS = ('connect_timeout', 'socket_timeout')
+LIBPQ_MIN_CONNECT_TIMEOUT = 2  # whole seconds; libpq rounds less up to 2
 MYSQL_DEADLOCK = 1213
 SQLSTATE_TRANSACTION_ROLLBACK = '40'  # PostgreSQL: deadlock, serialization
 
@@ -136,8 +146,16 @@ def engine_from_settings(settings):
     url = _parse_url(settings.get('url'))
     backend = url.get_backend_name()
     read = SettingsReader.for_backend(settings, 'sql')
+    connect_timeout = read.positive_seconds('connect_timeout',
+                                            DEFAULT_CONNECT_TIMEOUT)
+    socket_timeout = read.positive_seconds('socket_timeout',
+                                           DEFAULT_SOCKET_TIMEOUT)
+    settings = {key: value for key, value in settings.items()
+                if key not in TIMEOUT_KEYS}
     defaults = {'pool_pre_ping': read.boolean('pool_pre_ping', False),
-                'hide_parameters': read.boolean('hide_parameters', True)}
+                'hide_parameters': read.boolean('hide_parameters', True),
+                'connect_args': _bounded_connect_args(
+                    url, connect_timeout, socket_timeout)}
     if backend in MYSQL_DIALECTS and 'isolation_level' not in settings:
         defaults['isolation_level'] = 'READ COMMITTED'
     reset_by_store = (backend in MYSQL_DIALECTS
@@ -147,7 +165,84 @@ def engine_from_settings(settings):
     engine = _engine_from_config(settings, defaults, url, backend)
     if reset_by_store:
         event.listen(engine, 'reset', _on_mysql_reset)
+    if backend != 'sqlite':
+        _bound_replies(engine, socket_timeout)
     return engine
+
+
+# bounded waits: a database server that stops answering (stopped, hung, cut
+# off) costs a request at most socket_timeout, never the length of the stall
+
+def _bounded_connect_args(url, connect_timeout, socket_timeout):
+    """The driver's own bounds: on PostgreSQL libpq's ``connect_timeout``
+    (whole seconds, unless the URL sets it), on PyMySQL its connect, read
+    and write timeouts. psycopg has no read timeout: see
+    :func:`_bound_replies`."""
+    if url.get_backend_name() == 'postgresql':
+        if 'connect_timeout' in url.query:
+            return {}
+        return {'connect_timeout': max(LIBPQ_MIN_CONNECT_TIMEOUT,
+                                       math.ceil(connect_timeout))}
+    if url.get_driver_name() == 'pymysql':
+        return {'connect_timeout': connect_timeout,
+                'read_timeout': socket_timeout,
+                'write_timeout': socket_timeout}
+    return {}
+
+
+class NoReplyError(SQLAlchemyError):
+    """The database server did not answer within ``socket_timeout``; the
+    connection was dropped (never sent again: the server may have run
+    the statement)."""
+
+
+def _bound_replies(engine, seconds):
+    """Bound every wait for the server's reply to a statement, a COMMIT or
+    a ROLLBACK: on a PostgreSQL driver with a socket (psycopg), a
+    :class:`~.reply_deadline.ReplyDeadline` shuts the connection when the
+    wait passes ``seconds``; PyMySQL times out by itself. Either way the
+    error is a NoReplyError naming the setting, and the connection is
+    discarded."""
+    deadline = ReplyDeadline(seconds) if (
+        engine.dialect.name == 'postgresql') else None
+
+    def arm(connection, *_):
+        raw = _dbapi_connection(connection)
+        if raw is not None:
+            deadline.arm(id(raw), raw)
+
+    def disarm(connection, *_):
+        raw = _dbapi_connection(connection)
+        return raw is not None and deadline.disarm(id(raw))
+
+    def forget(raw, record):
+        if raw is not None:
+            deadline.disarm(id(raw))
+
+    def on_error(context):
+        if context.connection is None:
+            return None  # connecting: the driver's connect_timeout says so
+        late = disarm(context.connection) if deadline else isinstance(
+            context.original_exception.__context__, socket.timeout)
+        if late:
+            context.is_disconnect = True  # discard the connection
+            return NoReplyError(f'no reply within {seconds:g} s '
+                                f'(sessions.sql.socket_timeout)')
+        return None
+
+    if deadline is not None:
+        for name in ('before_cursor_execute', 'commit', 'rollback'):
+            event.listen(engine, name, arm)
+        event.listen(engine, 'after_cursor_execute', disarm)
+        event.listen(engine, 'checkin', forget)
+    event.listen(engine, 'handle_error', on_error)
+
+
+def _dbapi_connection(connection):
+    """The driver's connection under ``connection``, while it has one."""
+    if connection is None or connection.invalidated or connection.closed:
+        return None
+    return connection.connection.dbapi_connection
 
 
 def _engine_from_config(settings, defaults, url, backend):
