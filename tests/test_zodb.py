@@ -22,12 +22,14 @@ from ZODB.FileStorage import FileStorage
 from ZODB.POSException import ConflictError
 
 from app import make_app
+from fault_proxy import FaultProxy, free_port
 from functional_support import (age_session, app_counting_retries,
                                 current_record, session_factory)
 from zodb_support import ZEOServer
 
 from pyramid_contrib_sessions import keys
-from pyramid_contrib_sessions.backends.zodb import ROOT_KEY, ZODBStore
+from pyramid_contrib_sessions.backends.zodb import (
+    DEFAULT_CONNECT_TIMEOUT, ROOT_KEY, ZODBStore)
 from pyramid_contrib_sessions.backends.zodb_model import SessionTree
 from pyramid_contrib_sessions.exceptions import (
     SessionConflictError, StaleRecordError, StoreError)
@@ -425,8 +427,10 @@ def test_a_missing_directory_is_created(tmp_path):
     ({'uri': 'memory://', 'cleanup_grace': 'soon'},
      'sessions.zodb.cleanup_grace:'),
     ({'uri': 'memory://', 'url': 'memory://'}, 'sessions.zodb.url: unknown'),
+    ({'uri': 'memory://', 'connect_timeout': '-1'},
+     'sessions.zodb.connect_timeout: .* not a positive number'),
 ], ids=['missing', 'scheme', 'query', 'directory', 'zeo-down', 'postgres',
-        'grace', 'unknown-key'])
+        'grace', 'unknown-key', 'connect-timeout'])
 def test_bad_settings_fail_at_startup_naming_the_key(settings, problem):
     with pytest.raises(ConfigurationError, match=problem) as failed:
         ZODBStore.from_settings(settings, None)
@@ -449,6 +453,61 @@ def test_a_stopped_zeo_server_is_a_store_error_then_recovers(tmp_path):
         with pytest.raises(StoreError, match='zodb backend: .*zeo://'):
             app.get('/incr')
         server.start()
+        wait_until_connected(session_factory(app).store.db.storage)
+        assert app.get('/incr').json['data'] == {'n': 2}
+        session_factory(app).close()
+
+
+# A ZEO server that cannot be reached, or that stopped answering, when the
+# application starts: a ConfigurationError naming it within a few seconds,
+# not ZEO's 30 s of silence.
+
+STARTUP_MARGIN = 3  # seconds allowed above the bound
+
+
+def assert_startup_fails_within(seconds, settings, port):
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError) as failed:
+        ZODBStore.from_settings(settings, None)
+    assert time.monotonic() - started < seconds + STARTUP_MARGIN
+    assert f'sessions.zodb.uri: cannot open the sessions database ' \
+           f'zeo://127.0.0.1:{port}' in str(failed.value)
+
+
+def test_an_unreachable_zeo_server_fails_the_startup_within_seconds():
+    port = free_port()  # nothing listens there
+    assert_startup_fails_within(DEFAULT_CONNECT_TIMEOUT,
+                                {'uri': f'zeo://127.0.0.1:{port}'}, port)
+
+
+def test_a_stalled_zeo_server_fails_the_startup_within_its_bound(
+        zeo_server):
+    with FaultProxy(zeo_server.port) as proxy:
+        proxy.stall()
+        assert_startup_fails_within(1, {
+            'uri': f'zeo://127.0.0.1:{proxy.port}',
+            'connect_timeout': '1'}, proxy.port)
+
+
+def test_a_stalled_zeo_server_costs_a_request_a_bounded_wait(zeo_server):
+    """A ZEO server that is connected but stops answering: the request
+    fails within sessions.zodb.socket_timeout, and the client reconnects
+    by itself once the server answers again."""
+    with FaultProxy(zeo_server.port) as proxy:
+        app = make_app({'sessions.backend': 'zodb',
+                        'sessions.zodb.uri': f'zeo://127.0.0.1:{proxy.port}',
+                        'sessions.zodb.socket_timeout': '1'})
+        app.get('/incr')
+        proxy.stall()
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreError, match=(
+                    f'zodb backend: no reply from zeo://127.0.0.1:'
+                    f'{proxy.port} within 1 s')):
+                app.get('/incr')
+            assert time.monotonic() - started < 1 + STARTUP_MARGIN
+        finally:
+            proxy.resume()
         wait_until_connected(session_factory(app).store.db.storage)
         assert app.get('/incr').json['data'] == {'n': 2}
         session_factory(app).close()

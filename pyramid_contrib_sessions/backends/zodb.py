@@ -2,8 +2,20 @@
 from ``sessions.zodb.uri`` (a zodburi URI: ``file://``, ``memory://``,
 ``zeo://``, RelStorage's ``postgres://``, ``zconfig://``). Its query string
 tunes the database as zodburi documents: ``connection_pool_size`` (default
-7) should be at least the number of request threads. The other setting,
-``sessions.zodb.cleanup_grace``, is below (``DEFAULT_CLEANUP_GRACE``).
+7) should be at least the number of request threads. The other settings:
+``sessions.zodb.cleanup_grace``, below (``DEFAULT_CLEANUP_GRACE``), and
+``sessions.zodb.connect_timeout`` (seconds, default 5): how long a ZEO
+client waits for its server, at start-up and whenever a request finds it
+disconnected (ClientStorage's ``wait_timeout``, 30 s by ZEO's default), and
+how long RelStorage waits to connect to its database (``connect_timeout``,
+whole seconds, at least 2). A ``wait_timeout`` or ``connect_timeout`` in
+the URI wins. ``sessions.zodb.socket_timeout`` (seconds, default 10)
+bounds one short transaction (below) on a ZEO server that is connected but
+stopped answering: ZEO itself waits for ever ("normal operations can take
+arbitrary long"), so a watchdog then breaks the client's connection
+(:mod:`.reply_deadline`), the request fails with a ``StoreError``, and the
+client reconnects by itself once the server answers. RelStorage offers no
+such bound: a stopped database holds the request until it answers.
 
 Keep sessions in a database of their own, not in the application's: a
 session write is a ZODB transaction, so sessions multiply the write volume
@@ -55,11 +67,13 @@ package) are in :mod:`pyramid_contrib_sessions.backends.zodb_model`.
 """
 import contextlib
 import logging
+import math
 import os
 import random
 import re
 import threading
 import time
+from urllib.parse import parse_qsl
 
 import transaction
 import ZODB
@@ -72,13 +86,21 @@ from ..exceptions import SessionConflictError, StaleRecordError, StoreError
 from ..interfaces import ISessionStore, ISessionStoreFactory
 from ..settings import SettingsReader, reject_unknown_backend_keys
 from . import AppliedChange
+from .reply_deadline import ReplyDeadline
 from .zodb_model import SessionTree
 from .zodb_shared import SharedDatabase, shared_database
 
 log = logging.getLogger(__name__)
 
 ROOT_KEY = 'pyramid_contrib_sessions'
-SETTINGS = {'uri', 'cleanup_grace'}
+SETTINGS = {'uri', 'cleanup_grace', 'connect_timeout', 'socket_timeout'}
+DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds; ZEO's own default is 30
+DEFAULT_SOCKET_TIMEOUT = 10.0  # seconds one short transaction may take
+# the URI query argument each scheme's resolver passes on as the connect
+# bound, in whole seconds, at least this many
+CONNECT_TIMEOUT_ARGUMENT = {'zeo': ('wait_timeout', 1),
+                            'postgres': ('connect_timeout', 2),
+                            'mysql': ('connect_timeout', 1)}
 # How often one short transaction is run again after a ConflictError before
 # the request gets a SessionConflictError (pyramid_retry replays it). From
 # the second attempt on it first waits a random time up to FIRST_BACKOFF
@@ -123,7 +145,8 @@ class ZODBStore:
     name = 'zodb'
     settings_namespace = 'zodb'
 
-    def __init__(self, db, cleanup_grace=DEFAULT_CLEANUP_GRACE, where=None):
+    def __init__(self, db, cleanup_grace=DEFAULT_CLEANUP_GRACE, where=None,
+                 socket_timeout=DEFAULT_SOCKET_TIMEOUT):
         if isinstance(db, SharedDatabase):  # from from_settings
             self._database = db
             self._where = where or db.where
@@ -132,6 +155,7 @@ class ZODBStore:
             _create_tree(db, self._where)
             self._database = SharedDatabase.holding(db, self._where)
         self.cleanup_grace = cleanup_grace
+        self._deadline = ReplyDeadline(socket_timeout)
         self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._closed = False
 
@@ -143,14 +167,20 @@ class ZODBStore:
 
     @classmethod
     def from_settings(cls, settings, options):
-        """``sessions.zodb.uri`` (required) and ``sessions.zodb.
-        cleanup_grace`` (seconds, default 10)."""
+        """``sessions.zodb.uri`` (required), ``sessions.zodb.
+        cleanup_grace`` (seconds, default 10), ``sessions.zodb.
+        connect_timeout`` and ``sessions.zodb.socket_timeout`` (see the
+        module)."""
         reject_unknown_backend_keys(settings, 'zodb', SETTINGS)
         prefix = 'sessions.zodb.'  # from_settings gets the keys without it
         read = SettingsReader({prefix + name: value
                                for name, value in settings.items()}, prefix)
         grace = read.seconds('cleanup_grace', DEFAULT_CLEANUP_GRACE,
                              minimum=0)
+        connect_timeout = read.positive_seconds('connect_timeout',
+                                                DEFAULT_CONNECT_TIMEOUT)
+        socket_timeout = read.positive_seconds('socket_timeout',
+                                               DEFAULT_SOCKET_TIMEOUT)
         uri = read.text('uri')
         if uri is None:
             read.fail('uri', 'required for the zodb backend (the default '
@@ -158,9 +188,11 @@ class ZODBStore:
                              ', zeo://host:8100 or postgres://user:password'
                              '@host/sessions?keep_history=false')
         where = _redact(uri)
+        bounded = _bounded(uri, connect_timeout)
         return cls(shared_database(
-            uri, where, lambda: _open_sessions_database(read, uri, where)),
-            grace, where)
+            uri, where,
+            lambda: _open_sessions_database(read, bounded, where)),
+            grace, where, socket_timeout)
 
     # reading
 
@@ -256,6 +288,28 @@ class ZODBStore:
         return self._attempt(work, commit=False)
 
     def _attempt(self, work, commit):
+        """:meth:`_run`, its wait on a ZEO server bounded (see the
+        module)."""
+        key = threading.get_ident()
+        transport = _zeo_transport(self.db.storage)
+        if transport is not None and not transport.is_closing():
+            self._deadline.arm(key, transport.get_extra_info('socket'))
+            if transport.is_closing():  # the socket may have gone first
+                self._deadline.disarm(key)
+        try:
+            return self._run(work, commit)
+        except StoreError as error:
+            if self._deadline.disarm(key):
+                raise StoreError(
+                    f'zodb backend: no reply from {self._where} within '
+                    f'{self._deadline.seconds:g} s (sessions.zodb.'
+                    f'socket_timeout); sessions are unavailable until it '
+                    f'answers again') from error
+            raise
+        finally:
+            self._deadline.disarm(key)
+
+    def _run(self, work, commit):
         manager = transaction.TransactionManager(explicit=True)
         db = self.db  # its StoreError says what is wrong already
         try:
@@ -339,6 +393,33 @@ def _open_database(read, uri, where):
         failure = StoreError(f'cannot open the sessions database {where}: '
                              f'{type(error).__name__}: {error}')
         raise ConfigurationError(f'sessions.zodb.uri: {failure}') from failure
+
+
+def _zeo_transport(storage):
+    """The asyncio transport of a ZEO client's connection to its server;
+    None for another storage, or while disconnected. ZEO has no public
+    way to it: ClientStorage's client runner (``_server``) holds the
+    client, whose protocol's message layer (``sm_protocol``) holds the
+    transport, as ZEO 6 lays it out (tests/test_zodb.py checks it)."""
+    found = storage
+    for name in ('_server', 'client', 'protocol', 'sm_protocol',
+                 'transport'):
+        found = getattr(found, name, None)
+    return found
+
+
+def _bounded(uri, connect_timeout):
+    """``uri`` with its client's connect bound set to ``connect_timeout``
+    (rounded up to whole seconds), unless it sets one itself."""
+    scheme = uri.split('://', 1)[0].lower()
+    if scheme not in CONNECT_TIMEOUT_ARGUMENT:
+        return uri
+    name, minimum = CONNECT_TIMEOUT_ARGUMENT[scheme]
+    if name in dict(parse_qsl(uri.partition('?')[2])):
+        return uri
+    separator = '&' if '?' in uri else '?'
+    return (f'{uri}{separator}{name}='
+            f'{max(minimum, math.ceil(connect_timeout))}')
 
 
 def _ask_the_server_at_each_transaction(storage):
