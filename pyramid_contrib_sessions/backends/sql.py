@@ -5,7 +5,9 @@ timeout), PostgreSQL (psycopg 3) and MariaDB/MySQL (PyMySQL). The table and
 the ``CREATE TABLE`` statements a DBA can run by hand are in ``docs/sql.rst``.
 
 Settings: ``sessions.sql.url`` (required), ``sessions.sql.table`` (default
-``sessions``), ``sessions.sql.dbsession`` (shared mode, below); every other
+``sessions``), ``sessions.sql.dbsession`` (shared mode, below),
+``sessions.sql.connect_timeout`` and ``sessions.sql.socket_timeout`` (the
+bounds on a request's wait, below :func:`engine_from_settings`); every other
 ``sessions.sql.*`` key goes to :func:`sqlalchemy.engine_from_config`, so
 ``sessions.sql.pool_size``, ``sessions.sql.echo``, ... mean what the
 ``sqlalchemy.*`` keys mean. Defaults that differ from SQLAlchemy's:
