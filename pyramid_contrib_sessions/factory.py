@@ -6,7 +6,7 @@ import time
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import ISessionFactory
-from webob.cookies import make_cookie, parse_cookie
+from webob.cookies import make_cookie
 from zope.interface import implementer, provider
 
 from .datamanager import SessionDataManager
@@ -16,14 +16,11 @@ from .session import Session, expiry_time
 
 log = logging.getLogger(__name__)
 
-# A Cookie header of plain ``name=value`` pairs, as browsers send our
-# cookies: no quotes, escapes, commas or spaces but one after each ``;``.
-# WebOb's parser (a large regular expression, run on every request) reads
-# such a header exactly as splitting it on ``;`` does.
-SIMPLE_COOKIE_HEADER = re.compile(r'(?:[A-Za-z0-9_.=-]+(?:; ?|\Z))*')
 # What separates cookies in a header: "; " from browsers, ", " where a
 # server joined several Cookie headers into one.
 COOKIE_SEPARATORS = re.compile('[;,]')
+# What may surround a cookie's name and value in a header.
+WHITESPACE = ' \t'
 # Browsers keep no cookie (name, "=" and value) longer than this.
 LONGEST_COOKIE = 4096
 # Cookie values WebOb writes unquoted: every value we issue.
@@ -200,37 +197,28 @@ def vary_with_cookie(headers):
 
 
 def read_cookie(environ, name):
-    """The value of cookie ``name`` in the request, ``None`` when absent or
-    not ASCII. Only our cookie is decoded: another application's cookie with
-    odd bytes on the same domain must not fail the request."""
-    header = environ.get('HTTP_COOKIE', '')
-    if SIMPLE_COOKIE_HEADER.fullmatch(header):
-        # plain "name=value" pairs, which WebOb reads as splitting does
-        wanted = name + '='
-        for part in header.split(';'):
-            part = part.lstrip(' ')
-            if part.startswith(wanted) and len(part) <= LONGEST_COOKIE:
-                return part[len(wanted):]
-        return None
-    wanted = name.encode('ascii')
-    for part in _parts_naming(header, name):
-        for key, value in parse_cookie(part):
-            if key == wanted:
-                try:
-                    return value.decode('ascii')
-                except UnicodeDecodeError:
-                    return None
+    """The value of cookie ``name`` in the request, ``None`` when absent.
+
+    The header is read as RFC 6265 writes one: cookies cut at every
+    separator (no cookie value, quoted or not, holds one), each
+    ``name=value``. Only a value we could have issued is taken: plain
+    characters, perhaps quoted, no longer than a cookie browsers keep.
+    One pass over the header, so a hostile one costs time linear in its
+    length; WebOb's parser takes time quadratic in a long run of odd text
+    (seconds for a header of many long parts). Another application's
+    cookie with odd bytes on the same domain is never decoded.
+    """
+    for part in COOKIE_SEPARATORS.split(environ.get('HTTP_COOKIE', '')):
+        key, equals, value = part.partition('=')
+        if not equals or key.strip(WHITESPACE) != name:
+            continue
+        value = value.strip(WHITESPACE)
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if (len(name) + 1 + len(value) <= LONGEST_COOKIE
+                and PLAIN_COOKIE_VALUE.fullmatch(value)):
+            return value
     return None
-
-
-def _parts_naming(header, name):
-    """The cookies of ``header`` that mention ``name``, cut at every
-    separator as RFC 6265 reads a header (no cookie value, quoted or not,
-    holds one). A part longer than a cookie browsers keep was sent by no
-    browser and is left out: WebOb's parser takes time quadratic in a long
-    run of odd text."""
-    return [part for part in COOKIE_SEPARATORS.split(header)
-            if name in part and len(part.strip()) <= LONGEST_COOKIE]
 
 
 class CookieWriter:

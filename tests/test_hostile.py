@@ -18,6 +18,7 @@ from functional_support import (current_record, is_server_side,
                                 make_tracked_app, session_cookie,
                                 session_factory, stored_count, the_set_cookie)
 
+from pyramid_contrib_sessions import SessionMiddleware
 from pyramid_contrib_sessions.backends.cookie import CookieStore
 from pyramid_contrib_sessions.exceptions import SessionCookieTooLargeError
 from pyramid_contrib_sessions.factory import ServerSideCodec
@@ -176,14 +177,49 @@ def test_undecodable_cookie_of_another_application_keeps_the_session(app):
 
 
 def test_a_huge_odd_cookie_beside_ours_keeps_the_session(app):
-    """WebOb's parser takes time quadratic in such a run of text (16 s for
-    32 KB); a part longer than any cookie a browser keeps is never parsed,
-    and the session is found in no time."""
     app.get('/set', params={'key': 'a', 'value': '1'})
     huge = 'x' * 200_000
     response = present(app, f'other="{huge}; {COOKIE_NAME}='
                             f'{session_cookie(app)}; {COOKIE_NAME}{huge}')
     assert response.json['data'] == {'a': 1, 'n': 1}
+
+
+# A header just under waitress's 256 KB limit, of parts each as long as a
+# cookie browsers keep, each naming our cookie: WebOb's parser took 9.6 s
+# of CPU on it (quadratic in each part).
+HOSTILE_HEADER = '; '.join([COOKIE_NAME + 'a' * 4079 + '!'] * 64)
+# CPU a request may spend on the header (SPEC: a few milliseconds).
+HEADER_CPU_BUDGET = 0.050
+
+
+def cpu_seconds(call):
+    started = time.process_time()
+    call()
+    return time.process_time() - started
+
+
+def test_a_huge_hostile_cookie_header_costs_little_cpu(app):
+    assert len(HOSTILE_HEADER) > 255_000
+    app.get('/get')  # warm up: imports, the store's first connection
+    spent = cpu_seconds(lambda: present(app, HOSTILE_HEADER))
+    assert spent < HEADER_CPU_BUDGET, f'{spent:.3f} s of CPU'
+
+
+def test_a_huge_hostile_cookie_header_costs_little_cpu_in_middleware(
+        backend_file):
+    client = TestApp(SessionMiddleware(count_in_session, backend_file))
+    client.get('/')
+    spent = cpu_seconds(lambda: client.get(
+        '/', headers={'Cookie': HOSTILE_HEADER}))
+    assert spent < HEADER_CPU_BUDGET, f'{spent:.3f} s of CPU'
+
+
+def count_in_session(environ, start_response):
+    """A plain WSGI application that counts its requests in the session."""
+    session = environ['pyramid_contrib_sessions.session']
+    session['n'] = session.get('n', 0) + 1
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [str(session['n']).encode('ascii')]
 
 
 # Server-side backends only: the cookie backend cannot revoke a cookie a
