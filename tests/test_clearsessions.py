@@ -300,6 +300,46 @@ def test_bad_settings_exit_2_naming_the_key(settings, reason, tmp_path):
     assert result.stderr.count('\n') == 1  # the reason alone
 
 
+LOGGING_WITHOUT_FORMATTERS = """
+[loggers]
+keys = root
+[handlers]
+keys = console
+[logger_root]
+handlers = console
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+formatter = generic
+"""
+
+
+@pytest.mark.parametrize('text, reason', [
+    ('sessions.backend = file\n',
+     "line 1: 'sessions.backend = file' comes before any [section] header"),
+    ('[app:main]\nsessions.backend file\n',
+     'line 2 is neither a [section] header nor "name = value"'),
+    ('[app:main]\nuse = egg:pyramid_contrib_sessions\n'
+     'sessions.file.path = %(nowhere)s/sessions\n',
+     "interpolation key 'nowhere'"),
+    ('[app:main]\nuse = egg:no_such_distribution_x\n',
+     'cannot load the application it names: No package metadata was found '
+     'for no_such_distribution_x'),
+    ('[app:main]\nuse = egg:pyramid_contrib_sessions\n'
+     'sessions.backend = file\nsessions.file.path = {tmp}\n'
+     + LOGGING_WITHOUT_FORMATTERS,
+     "the logging sections are broken: 'formatters' is missing"),
+], ids=['no-section-header', 'parse-error', 'bad-interpolation',
+        'unknown-egg', 'no-formatters-section'])
+def test_a_broken_ini_file_exits_2_saying_why(text, reason, tmp_path):
+    ini = tmp_path / 'app.ini'
+    ini.write_text(text.replace('{tmp}', str(tmp_path)), encoding='utf-8')
+    result = clearsessions(str(ini))
+    assert_usage_error(result, reason)
+    assert result.stderr.count('\n') == 1  # the reason alone
+    assert result.stderr.startswith(f'clearsessions: {ini}: ')
+
+
 def test_missing_app_section_exits_2(backend_file, tmp_path):
     ini = write_ini(tmp_path / 'app.ini', backend_file, section='other')
     assert_usage_error(clearsessions(ini), "No section 'main'")

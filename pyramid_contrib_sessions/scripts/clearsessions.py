@@ -6,6 +6,7 @@ batch its own store transaction), so it can run beside live traffic and be
 interrupted at any point: a second run carries on.
 """
 import argparse
+import configparser
 import logging
 import sys
 import textwrap
@@ -77,7 +78,9 @@ class ClearSessionsCommand:
             return self.fail(EXIT_USAGE, '--batch-size must be at least 1')
         try:
             options = self.read_options(args.config_uri, args.app_name)
-        except (ConfigurationError, LookupError, OSError, ValueError) as error:
+        except ConfigFileError as error:
+            return self.fail(EXIT_USAGE, str(error))
+        except ConfigurationError as error:
             return self.fail(EXIT_USAGE, _one_line(error))
         store_class = options.store_factory
         if args.pack and not hasattr(store_class, 'pack'):
@@ -101,8 +104,20 @@ class ClearSessionsCommand:
             factory.close()
 
     def read_options(self, config_uri, app_name):
-        settings = get_appsettings(config_uri, name=app_name)
-        setup_logging(config_uri)
+        try:
+            settings = get_appsettings(config_uri, name=app_name)
+        except (configparser.Error, ImportError, LookupError, OSError,
+                ValueError) as error:
+            raise ConfigFileError(f'{config_uri}: {_why_unreadable(error)}'
+                                  ) from error
+        try:
+            setup_logging(config_uri)
+        except Exception as error:
+            # logging.config.fileConfig raises whatever its sections make
+            # (a KeyError for a missing one, a NameError from "args", ...)
+            raise ConfigFileError(
+                f'{config_uri}: the logging sections are broken: '
+                f'{_why_unreadable(error)}') from error
         return parse_settings(settings)
 
     def clear(self, store, args):
@@ -201,6 +216,26 @@ def _store_unreachable(error):
             return True
         error = error.__cause__ or error.__context__
     return False
+
+
+class ConfigFileError(Exception):
+    """The ``.ini`` file cannot be read; the message says where and why."""
+
+
+def _why_unreadable(error):
+    """One line on what is wrong in the file, from what reading it
+    raised."""
+    if isinstance(error, configparser.MissingSectionHeaderError):
+        return (f'line {error.lineno}: {error.line.strip()!r} comes before '
+                f'any [section] header')
+    if isinstance(error, configparser.ParsingError):
+        return (f'line {error.errors[0][0]} is neither a [section] header '
+                f'nor "name = value"')
+    if isinstance(error, KeyError):
+        return f'{error.args[0]!r} is missing'
+    if isinstance(error, ImportError):
+        return f'cannot load the application it names: {_one_line(error)}'
+    return _one_line(error)
 
 
 def _one_line(error):
