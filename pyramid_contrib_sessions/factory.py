@@ -149,6 +149,12 @@ class SessionFactory:
                         'deserialized; starting a new session',
                         self.options.backend, exc_info=True)
             return None, None, None
+        if not isinstance(data, dict):
+            # valid JSON, say, but a list or a number: no session's data
+            log.warning('session data in the %s store is a %s, not a '
+                        'mapping; starting a new session',
+                        self.options.backend, type(data).__name__)
+            return None, None, None
         return session_id, record, data
 
     def set_cookie_header(self, manager):

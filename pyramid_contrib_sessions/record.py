@@ -5,6 +5,9 @@ from typing import Optional
 
 HEADER_JSON = json.JSONEncoder(separators=(',', ':'))  # made once
 HEADER_DECODER = json.JSONDecoder()
+# No time a session of ours holds is later (3000-01-01): a later one would
+# overflow what the stores make of it (Redis's expiry in milliseconds).
+LATEST_TIME = 32503680000
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,36 @@ def record_from_bytes(raw):
     if not newline:
         raise ValueError('no record header')
     try:
-        version, created, accessed, expires, max_age = HEADER_DECODER.decode(
-            header.decode('ascii'))
+        fields = HEADER_DECODER.decode(header.decode('ascii'))
     except (TypeError, ValueError) as error:  # UnicodeDecodeError included
         raise ValueError('malformed record header') from error
-    if not (isinstance(version, int) and all(
-            isinstance(value, (int, float))
-            for value in (created, accessed, expires))
-            and (max_age is None or isinstance(max_age, int))):
+    if not (isinstance(fields, list) and len(fields) == 5):
         raise ValueError('malformed record header')
+    return checked_record(data, *fields)
+
+
+def checked_record(data, version, created, accessed, expires, max_age):
+    """A :class:`SessionRecord` of these fields as a store read them;
+    ``ValueError`` naming the first one no record of ours holds. A store
+    reads what another program (or a damaged disk) may have written:
+    a bool is not a version, NaN is no time (nor is anything beyond
+    :data:`LATEST_TIME`)."""
+    if not isinstance(data, bytes):
+        raise ValueError('record data is not bytes')
+    if not _is_count(version):
+        raise ValueError(f'record version {version!r} is not a count')
+    for name, value in (('created', created), ('accessed', accessed),
+                        ('expires', expires)):
+        if not _is_time(value):
+            raise ValueError(f'record {name} {value!r} is not a time')
+    if not (max_age is None or _is_count(max_age)):
+        raise ValueError(f'record max_age {max_age!r} is not a count')
     return SessionRecord(data, version, created, accessed, expires, max_age)
+
+
+def _is_count(value):
+    return type(value) is int and value >= 0  # bool is an int subclass
+
+
+def _is_time(value):
+    return type(value) in (int, float) and 0 <= value <= LATEST_TIME

@@ -35,6 +35,7 @@ from pyramid_contrib_sessions.record import SessionRecord
 CACHE_BACKENDS = ['redis', 'memcached', 'memcached_pair']
 TWO_WEEKS = 1209600
 SIXTY_DAYS = 60 * 86400
+ONE_HOUR = 3600  # how long a planted item lives
 
 
 @pytest.fixture(params=CACHE_BACKENDS)
@@ -63,6 +64,9 @@ class RedisServer:
 
     def raw(self, key):
         return self.client.get(key) or b''
+
+    def put(self, key, raw):
+        self.client.set(key, raw, ex=ONE_HOUR)
 
     def ttl(self, key):
         return self.client.pttl(key) / 1000
@@ -101,6 +105,15 @@ class MemcachedServers:
 
     def raw(self, key):
         return self.ask(self.holder(key), f'mg {key} v')[1]
+
+    def put(self, key, raw):
+        """Replace the item ``key`` (which one server holds) with ``raw``."""
+        address = self.holder(key)
+        with socket.create_connection(address, timeout=5) as connection:
+            connection.sendall(b'ms %s %d T%d\r\n%s\r\n' % (
+                key.encode(), len(raw), ONE_HOUR, raw))
+            reply = connection.makefile('rb').readline()
+        assert reply == b'HD\r\n', reply
 
     def ttl(self, key):
         line = self.ask(self.holder(key), f'mg {key} t')[0].decode()

@@ -9,19 +9,23 @@ below, sized for CI) and records the number it ran as the test's
 ``examples`` property (in a ``--junitxml`` report); raise it for a longer
 hunt. The coverage-guided fuzzer of the cookie codecs is in ``fuzz/``.
 """
+import dataclasses
 import json
 import os
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
+from sqlalchemy.exc import SQLAlchemyError
 from webtest import TestApp
 
 from app import make_app
-from functional_support import (get_with_cookie, session_cookie,
-                                session_factory, spy_on, store_closed_after,
-                                the_set_cookie)
+from functional_support import (current_record, get_with_cookie,
+                                session_cookie, session_factory, spy_on,
+                                store_closed_after, the_set_cookie)
+from stored_records import (FIELDS, ValueCastError, header_bytes,
+                            keeps_bytes, plant)
 from test_hostile import forged_cookie
 
 from pyramid_contrib_sessions.backends.cookie import MAX_COOKIE_BYTES
@@ -34,7 +38,10 @@ COOKIE_NAME = 'sessionid'
 EXAMPLES = int(os.environ.get('PCS_FUZZ_EXAMPLES', '40'))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])
+                                       HealthCheck.data_too_large,
+                                       HealthCheck.filter_too_much])
+# Each stored-record example makes four requests: half as many examples
+STORED_RECORD_FUZZ = settings(FUZZ, max_examples=max(1, EXAMPLES // 2))
 OWNERS = ('alice', 'bob')
 # What a WSGI server can hand on in a header: any byte, as one latin-1
 # character, but CR and LF, which end the header.
@@ -349,3 +356,68 @@ def test_respelt_cookie_gets_a_fresh_session(request, backend,
     response = get_with_cookie(app, '/get', respelt)
     assert response.json['new'] is True, (
         f'{respelt!r} still opens the session of {session_cookie(app)!r}')
+
+
+# Stored records no session of ours wrote, planted in the real store
+
+# What may stand in any field of a record
+ANY_FIELD = (st.none() | st.booleans() | st.integers(-2 ** 64, 2 ** 64)
+             | st.floats() | st.text(max_size=4)
+             | st.lists(st.integers(), max_size=2))
+STORED_DATA = (st.binary(max_size=40)
+               | st.builds(lambda value: json.dumps(value).encode(),
+                           JSON_VALUES))
+
+
+@st.composite
+def planted_records(draw, genuine, keeps_bytes):
+    """What to plant in place of the ``genuine`` record's fields: fields of
+    any type (some or all of them), its bytes cut short, or any bytes."""
+    fields = dict(genuine)
+    for name in draw(st.lists(st.sampled_from(FIELDS), min_size=1)):
+        fields[name] = draw(STORED_DATA if name == 'data' else ANY_FIELD)
+    if not keeps_bytes:
+        return {'fields': fields}
+    raw = header_bytes(genuine)
+    # a cut drawn as a fraction: the record's length varies between runs
+    cut = len(raw) * draw(st.integers(0, 99)) // 100
+    return draw(st.sampled_from([
+        {'fields': fields}, {'raw': raw[:cut]},
+        {'raw': draw(st.binary(max_size=80))},
+    ]))
+
+
+def stored_data_of(planted):
+    if 'raw' in planted:
+        return planted['raw'].partition(b'\n')[2]
+    return planted['fields']['data']
+
+
+def test_any_stored_record_gives_a_fresh_or_the_stored_session(
+        any_backend, record_property):
+    app = make_app(any_backend)
+    examples = []
+    with store_closed_after(app):
+
+        @STORED_RECORD_FUZZ
+        @given(data=st.data())
+        def check(data):
+            client = TestApp(app.app)
+            client.get('/set', params={'key': 'a', 'value': '1'})
+            genuine = dataclasses.asdict(current_record(client))
+            planted = data.draw(planted_records(genuine,
+                                                keeps_bytes(client)))
+            try:
+                plant(client, any_backend, **planted)
+            except (SQLAlchemyError, ValueCastError):
+                reject()  # the database refuses or casts the value
+            examples.append(planted)
+            body = client.get('/get').json
+            if not body['new']:  # the planted record is a sound one
+                assert body['data'] == json.loads(stored_data_of(planted))
+            client.get('/set', params={'key': 'b', 'value': '2'})
+            body = client.get('/get', params={'key': 'b'}).json
+            assert body['new'] is False and body['value'] == 2
+
+        check()
+        record_property('examples', len(examples))

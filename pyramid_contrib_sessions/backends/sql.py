@@ -58,6 +58,7 @@ Reads and ``clearsessions`` always use the store's own engine, so
 ``sessions.sql.url`` must name the same database.
 """
 import contextlib
+import logging
 import math
 import re
 import socket
@@ -75,9 +76,11 @@ from zope.interface import implementer, provider
 from ..datamanager import DEFAULT_SORT_KEY
 from ..exceptions import SessionConflictError, StaleRecordError, StoreError
 from ..interfaces import IPreparedChange, ISessionStore, ISessionStoreFactory
-from ..record import SessionRecord
+from ..record import checked_record
 from ..settings import SettingsReader
 from .reply_deadline import ReplyDeadline
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TABLE = 'sessions'
 OWN_KEYS = frozenset({'table', 'dbsession'})  # the rest configures the engine
@@ -560,7 +563,14 @@ class SQLStore:
     def _current(self, connection, key):
         row = connection.execute(self._statements.select,
                                  {'key': key}).one_or_none()
-        return None if row is None else _record(row)
+        if row is None:
+            return None
+        try:
+            return _record(row)
+        except ValueError as error:
+            log.error('sql backend: a row of table %s is not a session '
+                      '(%s); treating it as absent', self.table.name, error)
+            return None
 
     # staging changes
 
@@ -774,8 +784,13 @@ def _columns(key, record):
 
 
 def _record(row):
-    return SessionRecord(bytes(row.data), row.version, row.created,
-                         row.accessed, row.expires, row.max_age)
+    """The record of ``row``; ``ValueError`` for a row no session of ours
+    wrote (a column of another type in SQLite, say)."""
+    data = row.data
+    if isinstance(data, (bytearray, memoryview)):  # as some drivers give it
+        data = bytes(data)
+    return checked_record(data, row.version, row.created, row.accessed,
+                          row.expires, row.max_age)
 
 
 def _again_if_dropped(action, *arguments):

@@ -26,7 +26,7 @@ from BTrees.LOBTree import LOBTree
 from BTrees.OOBTree import OOBTree, OOTreeSet
 from persistent import Persistent
 
-from ..record import SessionRecord
+from ..record import checked_record
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,19 @@ SHARDS = 16
 def slot_of(expires):
     """The expiry slot of an epoch time."""
     return int(expires // SLOT_SECONDS)
+
+
+def _record_of(state):
+    """The record ``state`` holds; ``None`` for no state, or for one no
+    session of ours left (logged: it is treated as absent)."""
+    if state is None:
+        return None
+    try:
+        return state.record()
+    except ValueError as error:
+        log.error('zodb backend: a stored session state is not a session '
+                  'record (%s); treating it as absent', error)
+        return None
 
 
 class SessionState(Persistent):
@@ -68,8 +81,10 @@ class SessionState(Persistent):
         self.max_age = record.max_age
 
     def record(self):
-        return SessionRecord(self.data, self.version, self.created,
-                             self.accessed, self.expires, self.max_age)
+        """The record; ``ValueError`` for a state no session of ours left
+        (see :func:`~pyramid_contrib_sessions.record.checked_record`)."""
+        return checked_record(self.data, self.version, self.created,
+                              self.accessed, self.expires, self.max_age)
 
     def retire(self):
         """Mark the state deleted (it is never read again). Unlinking it
@@ -129,8 +144,7 @@ class SessionTree(Persistent):
     # reading
 
     def load(self, key):
-        state = self.records.get(key)
-        return None if state is None else state.record()
+        return _record_of(self.records.get(key))
 
     def version(self, key):
         state = self.records.get(key)
@@ -141,7 +155,7 @@ class SessionTree(Persistent):
     def write(self, key, record):
         """Store ``record``; the record it replaced (or None)."""
         state = self.records.get(key)
-        previous = None if state is None else state.record()
+        previous = _record_of(state)
         if state is None:
             self.records[key] = SessionState(record)
         else:
@@ -169,7 +183,7 @@ class SessionTree(Persistent):
         if state is None:
             return None
         state.retire()
-        return state.record()
+        return _record_of(state)
 
     # undoing (compensation after an abort, see zodb.py)
 
