@@ -13,6 +13,10 @@ JSON_DECODER = json.JSONDecoder()
 class JSONSerializer:
     """Compact UTF-8 JSON; keys must be strings, as JSON keeps no others."""
 
+    # Decoding JSON a client forged builds plain data and runs nothing: the
+    # cookie backend accepts it (see is_safe_for_untrusted_data).
+    safe_for_untrusted_data = True
+
     def dumps(self, data):
         for key in data:
             if not isinstance(key, str):
@@ -37,6 +41,14 @@ class PickleSerializer:
 
 
 SERIALIZERS = {'json': JSONSerializer, 'pickle': PickleSerializer}
+
+
+def is_safe_for_untrusted_data(serializer):
+    """Whether ``serializer`` declares that its ``loads`` may be given bytes
+    a client made (``safe_for_untrusted_data = True``): only such a one can
+    read what the cookie backend gets back from the client. pickle,
+    marshal and the like do not declare it."""
+    return getattr(serializer, 'safe_for_untrusted_data', False) is True
 
 
 def dumps_naming_key(serializer, data):

@@ -10,7 +10,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
 from pyramid.settings import asbool
 
-from .serializers import SERIALIZERS
+from .serializers import SERIALIZERS, is_safe_for_untrusted_data
 
 # name: (dotted name of the store class, the extras that install its client)
 BACKENDS = {
@@ -294,10 +294,13 @@ def _check_consistency(read, options):
         if not options.secrets:
             read.fail('secret', 'the cookie backend needs a secret to sign '
                                 'its cookies')
-        if isinstance(options.serializer, SERIALIZERS['pickle']):
-            read.fail('serializer', 'pickle is refused for the cookie '
-                                    'backend: unpickling what a client sends '
-                                    'would run its code; use json')
+        if not is_safe_for_untrusted_data(options.serializer):
+            read.fail('serializer', 'the cookie backend reads what the '
+                                    'client sends back, so it takes json or '
+                                    'a serializer that declares '
+                                    'safe_for_untrusted_data = True (pickle '
+                                    'and marshal would run code a client '
+                                    'forged with a leaked secret)')
 
 
 def reject_unknown_backend_keys(backend_settings, namespace, allowed):

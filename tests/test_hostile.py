@@ -288,6 +288,42 @@ def test_cookie_backend_sends_a_large_session_that_fits(backend_cookie):
     assert app.get('/get', params={'key': 'big'}).json['value'] == large
 
 
-def test_cookie_backend_refuses_pickle_at_startup(backend_cookie):
-    with pytest.raises(ConfigurationError, match='sessions.serializer'):
-        make_app({**backend_cookie, 'sessions.serializer': 'pickle'})
+class UndeclaredSerializer:
+    """JSON, but it does not say it is safe for what a client sends."""
+
+    dumps = staticmethod(lambda data: json.dumps(data).encode())
+    loads = staticmethod(json.loads)
+
+
+class DeclaredSerializer(UndeclaredSerializer):
+    safe_for_untrusted_data = True
+
+
+@pytest.mark.parametrize('serializer', [
+    'pickle', '_pickle', 'marshal',
+    'pyramid_contrib_sessions.serializers:pickle',
+    'pyramid_contrib_sessions.serializers:PickleSerializer',
+    'test_hostile:UndeclaredSerializer',
+])
+def test_cookie_backend_refuses_a_serializer_unsafe_for_client_bytes(
+        backend_cookie, serializer):
+    with pytest.raises(ConfigurationError,
+                       match='sessions.serializer: .*safe_for_untrusted'):
+        make_app({**backend_cookie, 'sessions.serializer': serializer})
+
+
+@pytest.mark.parametrize('serializer', [
+    'json', 'pyramid_contrib_sessions.serializers:JSONSerializer',
+    'test_hostile:DeclaredSerializer',
+])
+def test_cookie_backend_takes_a_serializer_declared_safe(backend_cookie,
+                                                          serializer):
+    app = make_app({**backend_cookie, 'sessions.serializer': serializer})
+    app.get('/set', params={'key': 'a', 'value': '1'})
+    assert app.get('/get').json['data'] == {'a': 1}
+
+
+def test_server_side_backends_take_any_serializer(backend_file):
+    app = make_app({**backend_file, 'sessions.serializer': 'marshal'})
+    app.get('/set', params={'key': 'a', 'value': '1'})
+    assert app.get('/get').json['data'] == {'a': 1}
