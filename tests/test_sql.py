@@ -186,6 +186,41 @@ def test_a_bad_setting_fails_at_startup_naming_it(tmp_path, factory_for,
                      if value is not None})  # None: the key is left out
 
 
+OTHER_TABLES = [
+    pytest.param('(id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL)',
+                 'it has no store_key column', id='another-table'),
+    pytest.param('(store_key CHAR(64) PRIMARY KEY, data TEXT NOT NULL, '
+                 'version INTEGER NOT NULL, created FLOAT NOT NULL, '
+                 'accessed FLOAT NOT NULL, expires FLOAT NOT NULL, '
+                 'max_age INTEGER)',
+                 'its data column is TEXT, not binary', id='text-data'),
+    pytest.param('(store_key CHAR(64) PRIMARY KEY, data BLOB NOT NULL, '
+                 'version INTEGER NOT NULL, created FLOAT NOT NULL, '
+                 'accessed FLOAT NOT NULL, expires FLOAT NOT NULL, '
+                 'max_age INTEGER, owner VARCHAR(20) NOT NULL)',
+                 'its owner column needs a value', id='required-column'),
+]
+
+
+@pytest.mark.parametrize('columns, problem', OTHER_TABLES)
+def test_an_existing_table_of_another_shape_fails_at_startup(
+        sql_backend, factory_for, columns, problem):
+    table = sql_backend.get('sessions.sql.table', 'sessions')
+    engine = sa.create_engine(sql_backend['sessions.sql.url'],
+                              poolclass=sa.NullPool)
+    if engine.dialect.name == 'postgresql':
+        columns = columns.replace('BLOB', 'BYTEA')
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f'CREATE TABLE {table} {columns}')
+    engine.dispose()
+    with pytest.raises(ConfigurationError) as raised:
+        factory_for(sql_backend)
+    message = str(raised.value)
+    assert message.startswith(f'sessions.sql.table: the existing table '
+                              f'{table} is not a sessions table: ')
+    assert problem in message
+
+
 def test_a_url_that_cannot_be_parsed_is_not_echoed(factory_for):
     with pytest.raises(ConfigurationError) as raised:
         factory_for({'sessions.backend': 'sql',

@@ -112,6 +112,17 @@ KEY_TYPE = sa.CHAR(64).with_variant(
 DATA_TYPE = sa.LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL_DIALECTS)
 
 
+# What each column of an existing sessions table may be, as reflected, and
+# that kind in words.
+TEXT = (sa.String, 'text')
+BINARY = ((sa.LargeBinary, mysql.LONGBLOB), 'binary')
+INTEGER = (sa.Integer, 'an integer')
+FLOAT = (sa.Float, 'floating-point')
+COLUMN_KINDS = {'store_key': TEXT, 'data': BINARY, 'version': INTEGER,
+                'created': FLOAT, 'accessed': FLOAT, 'expires': FLOAT,
+                'max_age': INTEGER}
+
+
 def session_table(name=DEFAULT_TABLE, metadata=None):
     """The table the sql backend keeps sessions in; ``docs/sql.rst`` shows
     the DDL it makes on each database. Given the application's
@@ -538,6 +549,9 @@ class SQLStore:
         except StoreError as error:
             engine.dispose()
             raise ConfigurationError(f'sessions.sql.url: {error}') from error
+        except ConfigurationError:
+            engine.dispose()
+            raise
         return store
 
     def create_table(self):
@@ -549,6 +563,12 @@ class SQLStore:
                 # another process created it between the check and ours
                 if not sa.inspect(self.engine).has_table(self.table.name):
                     raise
+            columns = sa.inspect(self.engine).get_columns(self.table.name)
+        problem = _schema_problem(columns)
+        if problem:
+            raise ConfigurationError(
+                f'sessions.sql.table: the existing table {self.table.name} '
+                f'is not a sessions table: {problem}; name another table')
 
     # reading
 
@@ -781,6 +801,27 @@ def _columns(key, record):
             'new_version': record.version, 'new_created': record.created,
             'new_accessed': record.accessed, 'new_expires': record.expires,
             'new_max_age': record.max_age}
+
+
+def _schema_problem(columns):
+    """What makes the reflected ``columns`` of an existing table unfit to
+    keep sessions (``None`` when nothing does): every write would
+    fail on a missing column, one of another kind, or one of its own that
+    needs a value."""
+    found = {column['name'].lower(): column for column in columns}
+    for name, (kinds, kind_in_words) in COLUMN_KINDS.items():
+        column = found.pop(name, None)
+        if column is None:
+            return f'it has no {name} column'
+        if not isinstance(column['type'], kinds):
+            return (f'its {name} column is {column["type"]}, not '
+                    f'{kind_in_words}')
+    for name, column in found.items():
+        if not (column['nullable'] or column.get('default') is not None
+                or column.get('autoincrement') is True):
+            return (f'its {name} column needs a value the sessions backend '
+                    f'never gives')
+    return None
 
 
 def _record(row):
