@@ -3,6 +3,8 @@ import json
 from dataclasses import dataclass, replace
 from typing import Optional
 
+from .session import LONGEST_EXPIRY
+
 HEADER_JSON = json.JSONEncoder(separators=(',', ':'))  # made once
 HEADER_DECODER = json.JSONDecoder()
 # No time a session of ours holds is later (3000-01-01): a later one would
@@ -63,7 +65,7 @@ def checked_record(data, version, created, accessed, expires, max_age):
     ``ValueError`` naming the first one no record of ours holds. A store
     reads what another program (or a damaged disk) may have written:
     a bool is not a version, NaN is no time (nor is anything beyond
-    :data:`LATEST_TIME`)."""
+    :data:`LATEST_TIME`), no lifetime is longer than ``LONGEST_EXPIRY``."""
     if not isinstance(data, bytes):
         raise ValueError('record data is not bytes')
     if not _is_count(version):
@@ -72,8 +74,9 @@ def checked_record(data, version, created, accessed, expires, max_age):
                         ('expires', expires)):
         if not _is_time(value):
             raise ValueError(f'record {name} {value!r} is not a time')
-    if not (max_age is None or _is_count(max_age)):
-        raise ValueError(f'record max_age {max_age!r} is not a count')
+    if not (max_age is None or (_is_count(max_age)
+                                and max_age <= LONGEST_EXPIRY)):
+        raise ValueError(f'record max_age {max_age!r} is not a lifetime')
     return SessionRecord(data, version, created, accessed, expires, max_age)
 
 

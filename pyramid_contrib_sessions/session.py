@@ -11,6 +11,10 @@ from zope.interface import implementer
 from .keys import new_session_id
 
 FLASH_PREFIX = '_f_'
+# The longest lifetime a session may be given, in seconds: 400 days, where
+# browsers cap a cookie's Max-Age (RFC 6265bis); the sql backend's max_age
+# column is a 32-bit integer, far above.
+LONGEST_EXPIRY = 400 * 86400
 CSRF_KEY = '_csrft_'
 
 
@@ -112,7 +116,8 @@ class Session(dict):
         """Set this session's lifetime: seconds (or a ``timedelta``) after its
         last access, a ``datetime`` (taken as the seconds until then; naive
         ones as UTC), ``0`` for a cookie that ends with the browser, or
-        ``None`` to return to the configured default."""
+        ``None`` to return to the configured default. ``ValueError`` beyond
+        :data:`LONGEST_EXPIRY` (400 days)."""
         if isinstance(value, datetime):
             if value.tzinfo is None:
                 value = value.replace(tzinfo=timezone.utc)
@@ -123,6 +128,10 @@ class Session(dict):
                                   or not isinstance(value, int) or value < 0):
             raise ValueError(f'set_expiry() takes seconds >= 0, a datetime, '
                              f'a timedelta or None, not {value!r}')
+        if value is not None and value > LONGEST_EXPIRY:
+            raise ValueError(f'set_expiry(): {value} s is beyond the longest '
+                             f'lifetime of {LONGEST_EXPIRY} s (400 days, '
+                             f'where browsers cap a cookie)')
         self.changed()
         self.max_age = value
 

@@ -11,6 +11,7 @@ from pyramid.path import DottedNameResolver
 from pyramid.settings import asbool
 
 from .serializers import SERIALIZERS, is_safe_for_untrusted_data
+from .session import LONGEST_EXPIRY
 
 # name: (dotted name of the store class, the extras that install its client)
 BACKENDS = {
@@ -40,6 +41,10 @@ TWO_WEEKS = 1209600
 SAMESITE_VALUES = {'strict': 'Strict', 'lax': 'Lax', 'none': 'None'}
 # RFC 6265 cookie-name characters (an RFC 2616 token)
 COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# What WebOb writes as it is in a cookie's Path and Domain: printable ASCII
+# but '"', ',', ';' and backslash. It escapes anything else, and the
+# browser then stores a path or domain no request ever matches.
+COOKIE_ATTRIBUTE = re.compile(r'[ !#-+\--:<-\[\]-~]*')
 
 GENERAL_KEYS = {
     'backend', 'secret', 'cookie_name', 'cookie_age', 'cookie_path',
@@ -109,7 +114,7 @@ class SettingsReader:
             self.fail(name, f'{value!r} is not a boolean (use true or false)')
         return asbool(text) if text else default
 
-    def seconds(self, name, default=None, minimum=1):
+    def seconds(self, name, default=None, minimum=1, maximum=None):
         value = self.settings.get(self.prefix + name)
         if value is None or str(value).strip() == '':
             return default
@@ -119,7 +124,13 @@ class SettingsReader:
             self.fail(name, f'{value!r} is not a whole number of seconds')
         if number < minimum:
             self.fail(name, f'{number} is below the minimum of {minimum}')
+        if maximum is not None and number > maximum:
+            self.fail(name, f'{number} is above the maximum of {maximum}')
         return number
+
+    def lifetime(self, name, default=None):
+        """Seconds a session may live: at most :data:`LONGEST_EXPIRY`."""
+        return self.seconds(name, default, maximum=LONGEST_EXPIRY)
 
 
     def positive_seconds(self, name, default):
@@ -149,19 +160,19 @@ def parse_settings(settings, prefix='sessions.'):
                                 f'{MIN_SECRET_LENGTH} characters; generate '
                                 f'one with: python -c "import secrets; '
                                 f'print(secrets.token_urlsafe(32))"')
-    timeout = read.seconds('timeout')
+    timeout = read.lifetime('timeout')
     options = SessionOptions(
         backend=backend,
         secrets=secrets_,
         cookie_name=read.text('cookie_name', 'sessionid'),
-        cookie_age=read.seconds('cookie_age', TWO_WEEKS),
+        cookie_age=read.lifetime('cookie_age', TWO_WEEKS),
         cookie_path=read.text('cookie_path', '/'),
         cookie_domain=read.text('cookie_domain'),
         cookie_secure=read.boolean('cookie_secure', True),
         cookie_httponly=read.boolean('cookie_httponly', True),
         cookie_samesite=_samesite(read),
         timeout=timeout,
-        absolute_timeout=read.seconds('absolute_timeout'),
+        absolute_timeout=read.lifetime('absolute_timeout'),
         reissue_time=read.seconds(
             'reissue_time', timeout // 10 if timeout else None, minimum=0),
         save_every_request=read.boolean('save_every_request', False),
@@ -271,6 +282,13 @@ def _check_consistency(read, options):
     if options.cookie_samesite == 'None' and not options.cookie_secure:
         read.fail('cookie_samesite', 'None needs sessions.cookie_secure = '
                                      'true (browsers refuse it otherwise)')
+    for key in ('cookie_path', 'cookie_domain'):
+        value = getattr(options, key)
+        if value is not None and not COOKIE_ATTRIBUTE.fullmatch(value):
+            read.fail(key, f'{value!r} holds a character a cookie cannot '
+                           f'carry as it is (a control character, non-ASCII, '
+                           f'", ",", ";" or a backslash): the cookie would '
+                           f'never be sent back')
     name = options.cookie_name
     if not COOKIE_NAME.match(name):
         read.fail('cookie_name', f'{name!r} is not a valid cookie name')

@@ -69,13 +69,18 @@ def plant(app, settings, fields=None, raw=None):
 
 
 def _plant_row(store, key, fields):
-    """Update the row; ``SameValueError`` when a column turned a value into
-    another (a typed column casts ``True`` to ``1``)."""
+    """Update the row; ``ValueCastError`` when the database refuses a value
+    or turns it into another (a typed column casts ``True`` to ``1``)."""
     table = store.table
     by_key = table.c.store_key == key
-    with store.engine.begin() as connection:
-        connection.execute(sa.update(table).where(by_key).values(**fields))
-        row = connection.execute(sa.select(table).where(by_key)).one()
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(sa.update(table).where(by_key).values(
+                **fields))
+            row = connection.execute(sa.select(table).where(by_key)).one()
+    except (sa.exc.SQLAlchemyError, TypeError) as error:
+        # the database (or its driver) refuses the value: a typed column
+        raise ValueCastError(str(error).splitlines()[0]) from error
     for name, value in fields.items():
         held = getattr(row, name)
         if not is_same(held, value):

@@ -16,6 +16,8 @@ from functional_support import (
     age_session, current_record, session_factory, set_cookies,
     the_set_cookie)
 
+from pyramid_contrib_sessions.session import LONGEST_EXPIRY
+
 TWO_WEEKS = 1209600
 # Bounds a wait on another thread (a failing test, never a passing one).
 WAIT = 30
@@ -236,3 +238,44 @@ def test_set_expiry_none_returns_to_the_default(any_backend):
     response = app.get('/expiry', {'value': 'null'})
     assert the_set_cookie(response).max_age == TWO_WEEKS
     assert current_record(app).max_age is None
+
+
+# the longest lifetime: 400 days, where browsers cap Max-Age; beyond it
+# PostgreSQL refused the max_age (a 500) and MariaDB clamped it
+
+BEYOND_THE_LONGEST = [
+    pytest.param('/expiry', {'value': str(2 ** 31)}, id='2**31-seconds'),
+    pytest.param('/expiry', {'value': str(LONGEST_EXPIRY + 1)},
+                 id='400-days-and-a-second'),
+    pytest.param('/expiry_in', {'seconds': str(LONGEST_EXPIRY + 100),
+                                'kind': 'timedelta'}, id='timedelta'),
+    pytest.param('/expiry_in', {'seconds': str(LONGEST_EXPIRY + 100),
+                                'kind': 'datetime'}, id='datetime'),
+]
+
+
+@pytest.mark.parametrize('path, params', BEYOND_THE_LONGEST)
+@pytest.mark.parametrize('stored_before', [True, False],
+                         ids=['existing-session', 'new-session'])
+def test_set_expiry_beyond_400_days_is_refused_at_the_call(
+        any_backend, path, params, stored_before):
+    app = make_app(any_backend)
+    if stored_before:
+        store_n(app)
+    with pytest.raises(ValueError, match=f'longest lifetime of '
+                                         f'{LONGEST_EXPIRY} s'):
+        app.get(path, params)
+    if stored_before:
+        assert current_record(app).max_age is None
+        assert app.get('/get').json['data'] == {'n': 1}
+    else:
+        assert current_record(app) is None
+
+
+def test_the_longest_expiry_is_stored_and_read_back(any_backend):
+    app = make_app(any_backend)
+    store_n(app)
+    response = app.get('/expiry', {'value': str(LONGEST_EXPIRY)})
+    assert_max_age_about(the_set_cookie(response), LONGEST_EXPIRY)
+    assert current_record(app).max_age == LONGEST_EXPIRY
+    assert app.get('/get').json['data'] == {'n': 1, 'touched': True}

@@ -178,6 +178,17 @@ MISTAKES = [
             'sessions.serializer', 'bytes'),
     mistake({**COOKIE, 'sessions.serializer': 'pickle'},
             'sessions.serializer', 'pickle'),
+    mistake({'sessions.cookie_age': '34560001'},
+            'sessions.cookie_age', 'above the maximum of 34560000'),
+    mistake({'sessions.timeout': str(2 ** 31)},
+            'sessions.timeout', 'above the maximum of 34560000'),
+    mistake({'sessions.absolute_timeout': '99999999999'},
+            'sessions.absolute_timeout', 'above the maximum of 34560000'),
+    *[mistake({f'sessions.cookie_{attribute}': value},
+              f'sessions.cookie_{attribute}', 'never be sent back')
+      for attribute in ('path', 'domain')
+      for value in ('/a;b', '/a\r\nSet-Cookie: x=1', 'a,b', 'a"b', 'a\\b',
+                    'caf\xe9', '\u65e5', 'a\tb', 'a\x7fb')],
     mistake({'sessions.cookie_name': 'session id'},
             'sessions.cookie_name', 'not a valid cookie name'),
     mistake({'sessions.cookie_name': '__Host-sid',

@@ -7,7 +7,6 @@ import dataclasses
 import math
 
 import pytest
-import sqlalchemy as sa
 from webtest import TestApp
 
 from app import make_app
@@ -25,6 +24,7 @@ BAD_FIELDS = [
     ('expires', math.nan), ('expires', math.inf), ('expires', -math.inf),
     ('expires', None), ('expires', [1]),
     ('max_age', -1), ('max_age', True), ('max_age', 2.5), ('max_age', 'x'),
+    ('max_age', 2 ** 31),
 ]
 
 
@@ -37,7 +37,7 @@ def plant_or_skip(app, settings, fields):
     typed column refuses NaN or text, or casts them, as it should."""
     try:
         plant(app, settings, fields)
-    except (sa.exc.SQLAlchemyError, ValueCastError) as error:
+    except ValueCastError as error:
         pytest.skip(f'the database cannot hold the value: '
                     f'{str(error).splitlines()[0]}')
 
