@@ -7,6 +7,7 @@ session.
 The store contract and the functional and concurrency suites run on these
 three databases through ``SERVER_SIDE_BACKENDS`` in conftest.py.
 """
+import logging
 import pathlib
 import re
 import textwrap
@@ -250,6 +251,22 @@ def test_session_data_stays_out_of_sql_errors(sql_store):
     assert raised.value.__cause__ is not None
     for error in (raised.value, raised.value.__cause__):
         assert '4111' not in str(error)
+
+
+def test_session_data_stays_out_of_sqlalchemys_debug_log(sql_backend,
+                                                         caplog):
+    """With ``sqlalchemy.engine`` at DEBUG, SQLAlchemy logs every result
+    row; the store's engine keeps its rows and parameters out."""
+    caplog.set_level(logging.DEBUG, logger='sqlalchemy.engine')
+    app = make_app(sql_backend)
+    app.get('/set', params={'key': 'card', 'value': '"4111 1111 1111"'})
+    assert app.get('/get', params={'key': 'card'}).json['value'] \
+        == '4111 1111 1111'
+    engine_records = [record for record in caplog.records
+                      if record.name.startswith('sqlalchemy.engine')]
+    assert engine_records  # statements are logged, at INFO
+    for record in engine_records:
+        assert '4111' not in record.getMessage(), record.getMessage()
 
 
 @pytest.mark.parametrize('settings, level', [

@@ -83,6 +83,8 @@ from .reply_deadline import ReplyDeadline
 log = logging.getLogger(__name__)
 
 DEFAULT_TABLE = 'sessions'
+# The engine's logger: sqlalchemy.engine.Engine.<this>
+LOGGING_NAME = 'pyramid_contrib_sessions'
 OWN_KEYS = frozenset({'table', 'dbsession'})  # the rest configures the engine
 # Room for the index name "ix_<table>_expires" within PostgreSQL's 63 and
 # MariaDB's 64 characters.
@@ -171,7 +173,8 @@ def engine_from_settings(settings):
     defaults = {'pool_pre_ping': read.boolean('pool_pre_ping', False),
                 'hide_parameters': read.boolean('hide_parameters', True),
                 'connect_args': _bounded_connect_args(
-                    url, connect_timeout, socket_timeout)}
+                    url, connect_timeout, socket_timeout),
+                'logging_name': read.text('logging_name', LOGGING_NAME)}
     if backend in MYSQL_DIALECTS and 'isolation_level' not in settings:
         defaults['isolation_level'] = 'READ COMMITTED'
     reset_by_store = (backend in MYSQL_DIALECTS
@@ -179,11 +182,23 @@ def engine_from_settings(settings):
     if reset_by_store:
         defaults['pool_reset_on_return'] = None  # _on_mysql_reset instead
     engine = _engine_from_config(settings, defaults, url, backend)
+    _keep_rows_out_of_logs(defaults['logging_name'])
     if reset_by_store:
         event.listen(engine, 'reset', _on_mysql_reset)
     if backend != 'sqlite':
         _bound_replies(engine, socket_timeout)
     return engine
+
+
+def _keep_rows_out_of_logs(logging_name):
+    """SQLAlchemy logs every result row, session data included, when its
+    engine's logger is at DEBUG, as it is whenever ``sqlalchemy.engine``
+    is. The store's engine logs under a name of its own, held at INFO
+    (statements, their parameters hidden) unless that logger was
+    configured by name."""
+    logger = logging.getLogger(f'sqlalchemy.engine.Engine.{logging_name}')
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
 
 
 # bounded waits: a database server that stops answering (stopped, hung, cut
