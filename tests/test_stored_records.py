@@ -7,7 +7,6 @@ import dataclasses
 import math
 
 import pytest
-from webtest import TestApp
 
 from app import make_app
 from functional_support import current_record, store_closed_after
