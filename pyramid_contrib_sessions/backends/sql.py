@@ -191,14 +191,18 @@ def engine_from_settings(settings):
 
 
 def _keep_rows_out_of_logs(logging_name):
-    """SQLAlchemy logs every result row, session data included, when its
-    engine's logger is at DEBUG, as it is whenever ``sqlalchemy.engine``
-    is. The store's engine logs under a name of its own, held at INFO
-    (statements, their parameters hidden) unless that logger was
-    configured by name."""
+    """SQLAlchemy logs every result row, session data included, at DEBUG
+    whenever its engine's logger is at DEBUG, as it is when
+    ``sqlalchemy.engine`` is. The store's engine logs under a name of its
+    own, whose DEBUG records (rows, column names) are dropped; statements
+    (their parameters hidden) are logged as configured."""
     logger = logging.getLogger(f'sqlalchemy.engine.Engine.{logging_name}')
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
+    if _above_debug not in logger.filters:
+        logger.addFilter(_above_debug)
+
+
+def _above_debug(record):
+    return record.levelno > logging.DEBUG
 
 
 # bounded waits: a database server that stops answering (stopped, hung, cut
