@@ -1,16 +1,20 @@
 """The one transaction data manager: it carries a request's session into
 the store when, and only when, the request's transaction commits.
 
-At the vote it decides what the request changed, merges that with whatever
-other requests committed meanwhile, and has the store stage the change
-(conflicts surface here, where they can still abort everything). At the
-finish it makes the staged changes durable and records the cookie the
-response must carry; on abort it drops them, and the response carries no
-cookie change.
+In the transaction's ``commit`` phase it decides what the request changed,
+merges that with whatever other requests committed meanwhile, and has the
+store stage the change (conflicts surface here, where they can still abort
+everything). ``transaction`` runs every resource's ``commit`` before any
+resource's ``tpc_vote``, so the session is staged before a resource that
+commits at its vote (zope.sqlalchemy's one-phase data manager) or prepares
+there (two-phase ones, ZODB connections), whatever the sort keys: a session
+that cannot be stored aborts the application's data, and an application
+commit that fails aborts the staged session change. At the finish it makes
+the staged changes durable and records the cookie the response must carry;
+on abort it drops them, and the response carries no cookie change.
 """
 import contextlib
 import logging
-import random
 import time
 from typing import NamedTuple, Optional
 
@@ -28,16 +32,14 @@ from .session import expiry_time
 log = logging.getLogger(__name__)
 
 # How often a write is merged with newer versions before it gives up with a
-# SessionConflictError (and pyramid_retry replays the request). Each stale
-# version means another writer committed, so a busy session can need many
-# clean merges in a row; the bound only stops a pathological loop.
-MAX_MERGES = 100
-# After this many stale versions in a row a writer waits a random moment
-# (up to MERGE_BACKOFF seconds times the attempt) before it tries again, so
-# busy writers of one session do not keep overtaking each other.
-EAGER_MERGES = 3
-MERGE_BACKOFF = 0.002
-DEFAULT_SORT_KEY = '~~pyramid_contrib_sessions'
+# SessionConflictError. Each stale version means another writer committed
+# meanwhile; the merges run while the application's database transaction
+# is open, so a session that keeps changing is not waited out here:
+# pyramid_retry replays the request (and backs off) instead.
+MAX_MERGES = 10
+# Any fixed key would do (staging is in ``commit``, before every vote):
+# last, so the finish makes the session durable after the application's data.
+SORT_KEY = '~~pyramid_contrib_sessions'
 
 
 class CookieUpdate(NamedTuple):
@@ -53,7 +55,7 @@ DELETE_COOKIE = CookieUpdate(None)
 
 
 class _Plan(NamedTuple):
-    """What the vote decided: the store changes, the record the session
+    """What the commit phase decided: the store changes, the record the session
     becomes, its id and the cookie to send after the commit."""
 
     changes: tuple
@@ -91,6 +93,9 @@ class SessionDataManager:
         if current is not self._joined:
             current.join(self)
             self._joined = current
+            joined = getattr(self._factory.store, 'join_transaction', None)
+            if joined is not None:
+                joined(current, self.transaction_manager)
 
     def session_changed(self):
         """The session's first change: join the transaction, if there is
@@ -109,11 +114,11 @@ class SessionDataManager:
             self.join()
 
     def commit_now(self):
-        """Write at once (no pyramid_tm): the vote and the finish that a
-        transaction of our own would run, this data manager being its only
-        resource, without the cost of making one on every request."""
+        """Write at once (no pyramid_tm): the phases that a transaction of
+        our own would run, this data manager being its only resource,
+        without the cost of making one on every request."""
         try:
-            self.tpc_vote(None)
+            self.commit(None)
         except BaseException:
             self.tpc_abort(None)
             raise
@@ -122,12 +127,7 @@ class SessionDataManager:
     # the two-phase commit protocol
 
     def sortKey(self):
-        # By default last of all: the application's own data (zope.sqlalchemy
-        # sorts as "~sqlalchemy:", ZODB by its storage name) votes first, so
-        # a failure there aborts the transaction before any session change is
-        # staged. A store that writes through the application's own
-        # connection sets ``sort_key`` to vote before that connection commits.
-        return getattr(self._factory.store, 'sort_key', DEFAULT_SORT_KEY)
+        return SORT_KEY
 
     def abort(self, txn):
         # Also how a savepoint taken before we joined rolls back (then we
@@ -141,9 +141,7 @@ class SessionDataManager:
         pass
 
     def commit(self, txn):
-        pass
-
-    def tpc_vote(self, txn):
+        # the check and the staging: see the module
         self._merged_record = None
         self._plan = self._make_plan(time.time())
         if self._plan is NOTHING_TO_DO or self._factory.store is None:
@@ -155,6 +153,9 @@ class SessionDataManager:
         except BaseException:
             self._drop_prepared()
             raise
+
+    def tpc_vote(self, txn):
+        pass  # staged in commit(); stores without two phases applied it
 
     def tpc_finish(self, txn):
         plan = self._plan
@@ -274,8 +275,8 @@ class SessionDataManager:
             self._base_data = self._factory.serializer.loads(self._base.data)
         return self._base_data
 
-    # the store changes: (session id, prepare), sorted by id at the vote so
-    # that concurrent votes take stores' locks in one order; the store key
+    # the store changes: (session id, prepare), sorted by id when staged so
+    # that concurrent stagings take stores' locks in one order; the store key
     # is hashed only when a store is asked
 
     def _delete(self, session_id):
@@ -293,13 +294,12 @@ class SessionDataManager:
 
     def _prepare_write(self, key, record, expected_version):
         store = self._factory.store
-        for attempt in range(MAX_MERGES):
-            if attempt >= EAGER_MERGES:
-                # writers that keep meeting step out of each other's way
-                time.sleep(random.uniform(0, MERGE_BACKOFF * attempt))
+        for _ in range(MAX_MERGES):
             try:
                 prepared = store.prepare_write(key, record, expected_version)
             except StaleRecordError as stale:
+                if stale.held is not None:  # committed or aborted with ours
+                    self._prepared.append(stale.held)
                 record = self._merged(record, expected_version, stale.current)
                 expected_version = stale.current.version
                 self._merged_record = record

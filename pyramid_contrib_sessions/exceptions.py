@@ -14,13 +14,17 @@ class StaleRecordError(Exception):
     """Raised by a store when a record's version is not the one expected.
 
     ``current`` is the record as it is stored now (``None`` when it is gone).
-    The data manager catches it, merges and tries again; it never reaches
-    the application.
+    ``held``, when not ``None``, is an IPreparedChange holding what the
+    store locked to read ``current`` (so that the next write cannot be
+    stale again); the caller commits or aborts it with its other changes.
+    The data manager catches the error, merges and tries again; it never
+    reaches the application.
     """
 
-    def __init__(self, current):
+    def __init__(self, current, held=None):
         super().__init__('the stored session record changed meanwhile')
         self.current = current
+        self.held = held
 
 
 class StoreError(Exception):

@@ -7,12 +7,30 @@ A store only keeps :class:`~pyramid_contrib_sessions.record.SessionRecord`
 objects under a *key*: the hex SHA-256 of the session id (64 characters of
 ``[0-9a-f]``), never the id itself.
 
-Writes are two-phase. At the transaction's vote the data manager asks the
-store to *prepare* each change; the store checks what must be checked and
-stages the change so that committing it cannot fail for a reason the check
-could have caught. At the transaction's finish the data manager commits the
-prepared changes; on abort it aborts them. A store without real two-phase
-support may apply the change in ``prepare`` and undo it in ``abort``.
+Writes are two-phase, and the order is fixed. ``transaction`` commits in
+four rounds: ``tpc_begin`` on every resource of the transaction, then
+``commit`` on every one, then ``tpc_vote`` on every one, then
+``tpc_finish``. The session data manager asks the store to *prepare* each
+change in its ``commit``, so every session change is checked and staged
+before any resource votes, whatever the resources' sort keys: before
+zope.sqlalchemy's one-phase data manager commits the application's
+database (at its vote), before two-phase managers prepare, before ZODB
+connections vote. A ``prepare_*`` that fails (a conflict, a server down)
+aborts the whole transaction, the application's data included; a resource
+that fails after it (the application's COMMIT refused) makes the data
+manager ``abort`` every prepared change. At the transaction's finish the
+data manager commits the prepared changes.
+
+So a store must guarantee: ``prepare_*`` checks everything that can be
+checked and stages the change so that ``commit`` cannot fail for a reason
+the check could have caught; ``abort`` leaves the stored record as it was
+before the prepare (or as a later writer left it). A store without real
+two-phase support may apply the change in ``prepare`` and undo it in
+``abort``. The one window left: a process that dies between the prepare
+and the finish. A store that staged invisibly (SQL) then loses the session
+change; one that applied it at prepare (Redis, Memcached, ZODB, file) can
+keep it while the application's data, committed at a later vote or finish,
+is lost.
 
 A custom backend is named by its dotted Python name in ``sessions.backend``;
 its class is built with ``from_settings`` (see :class:`ISessionStoreFactory`).
@@ -42,7 +60,7 @@ class ISessionStoreFactory(Interface):
 
 
 class IPreparedChange(Interface):
-    """A change staged by a store at the transaction's vote."""
+    """A change staged by a store in the transaction's ``commit`` phase."""
 
     def commit():
         """Make the change durable. Called once, at the transaction's finish.
@@ -61,14 +79,14 @@ class ISessionStore(Interface):
     """Where server-side sessions live. Must be safe to share between
     threads; one instance serves the whole process.
 
-    Two optional attributes:
+    Optional:
 
-    ``sort_key``
-        Where the session data manager sorts among the transaction's data
-        managers (``transaction`` orders every phase by it). By default it
-        sorts last, so the application's own data votes first. A store that
-        stages its changes through the application's own connection sorts
-        just before that connection's data manager.
+    ``join_transaction(transaction, transaction_manager)``
+        Called when a session joins ``transaction`` (of
+        ``transaction_manager``), while resources may still join it. A
+        store that writes through another resource of the transaction
+        makes sure here that the resource will commit (the sql store's
+        shared mode adds a before-commit hook).
 
     ``expires_natively``
         True for a store whose server drops expired records by itself (a
@@ -93,7 +111,9 @@ class ISessionStore(Interface):
         the writer expects no record. When the stored record does not match,
         raise :class:`~pyramid_contrib_sessions.exceptions.StaleRecordError`
         carrying the current record (``None`` if there is none): the caller
-        merges and prepares again.
+        merges and prepares again, at most ten times in a row. A store that
+        can lock the record while the caller merges passes that lock as the
+        error's ``held`` change, so the next prepare cannot be stale.
         """
 
     def prepare_touch(key, accessed, expires, expected_version):

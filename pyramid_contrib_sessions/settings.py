@@ -76,6 +76,10 @@ class SessionOptions:
     store_factory: Any
     backend_settings: Mapping[str, str]
     prefix: str = 'sessions.'
+    # The application's own ``sqlalchemy.url`` (the cookiecutter's key), so
+    # that the sql backend can refuse a SQLite file it cannot write beside
+    # the application.
+    application_sqlalchemy_url: Optional[str] = None
 
 
 class SettingsReader:
@@ -182,6 +186,7 @@ def parse_settings(settings, prefix='sessions.'):
         store_factory=store_factory,
         backend_settings=_namespace_settings(settings, prefix, namespace),
         prefix=prefix,
+        application_sqlalchemy_url=settings.get('sqlalchemy.url'),
     )
     _check_consistency(read, options)
     return options

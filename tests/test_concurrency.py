@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+import pytest
 from webtest import TestApp
 
 from app import make_app
@@ -14,15 +15,17 @@ from functional_support import (app_counting_retries, session_cookie,
                                 session_factory)
 
 from pyramid_contrib_sessions.backends.file import FileStore
+from pyramid_contrib_sessions.datamanager import MAX_MERGES
 from pyramid_contrib_sessions.exceptions import SessionConflictError
 
 THREADS = 8
 INCREMENTS = 25
-# An attempt loses the race only when another thread committed between its
-# read and its vote, and one attempt's window never overlaps the next one's:
-# a thread can lose at most once per increment of the others. With this many
-# replays no unlucky streak can exhaust the retries, so the one-key test
-# checks the sum, not the luck.
+# An attempt fails only when other threads committed between its read and
+# its staging: once for a same-key conflict, MAX_MERGES times when it gives
+# up merging. One attempt's window never overlaps the next one's, so a
+# thread can fail at most once per increment of the others. With this many
+# replays no unlucky streak can exhaust the retries, so the tests check the
+# sums, not the luck.
 RETRY_ATTEMPTS = (THREADS - 1) * INCREMENTS + 1
 COOKIE_NAME = 'sessionid'
 
@@ -81,14 +84,18 @@ def test_one_key_incremented_by_many_threads_loses_no_update(server_backend):
     assert {type(error) for error in retries} == {SessionConflictError}
 
 
-def test_each_thread_with_its_own_key_never_conflicts(server_backend):
+def test_each_thread_with_its_own_key_keeps_every_change(server_backend):
+    """Changes to different keys merge; the only replays are of writes
+    that met MAX_MERGES newer versions in a row, never a same-key
+    conflict."""
     wsgi_app, retries = app_counting_retries(server_backend, RETRY_ATTEMPTS)
     cookie = started_session(wsgi_app)
     names = [f'k{number}' for number in range(THREADS)]
     in_parallel([incrementer(wsgi_app, cookie, name) for name in names])
     assert session_data(wsgi_app, cookie) == {
         'started': True, **{name: INCREMENTS for name in names}}
-    assert retries == []
+    assert all(f'{MAX_MERGES} merges in a row' in str(error)
+               for error in retries)
 
 
 def test_separate_sessions_never_conflict(server_backend):
@@ -125,15 +132,35 @@ class NeighbourlyFileStore(FileStore):
         super().prepare_write(key, newer, current.version).commit()
 
 
-NEIGHBOURS = 10
-
-
-def test_a_write_merges_however_many_neighbours_commit(backend_file):
+def neighbourly_app(backend_file, neighbours, retry_attempts=0):
     app = make_app({**backend_file, 'sessions.backend':
-                    f'{__name__}.NeighbourlyFileStore'})
+                    f'{__name__}.NeighbourlyFileStore'},
+                   retry_attempts=retry_attempts)
     app.get('/set', params={'key': 'mine', 'value': '0'})
-    session_factory(app).store.neighbours = NEIGHBOURS
+    session_factory(app).store.neighbours = neighbours
+    return app
+
+
+def neighbours_data(count):
+    return {f'neighbour{number}': True for number in range(count)}
+
+
+def test_a_write_merges_up_to_max_merges_neighbours(backend_file):
+    app = neighbourly_app(backend_file, MAX_MERGES - 1)
     app.get('/incr', params={'key': 'mine'})
-    data = app.get('/get').json['data']
-    assert data == {'mine': 1, **{f'neighbour{number}': True
-                                  for number in range(NEIGHBOURS)}}
+    assert app.get('/get').json['data'] == {
+        'mine': 1, **neighbours_data(MAX_MERGES - 1)}
+
+
+def test_one_neighbour_more_is_a_conflict_that_a_retry_resolves(
+        backend_file):
+    """The merges are bounded (no waiting while the application's own
+    transaction is open): pyramid_retry replays the request instead."""
+    app = neighbourly_app(backend_file, MAX_MERGES)
+    with pytest.raises(SessionConflictError,
+                       match=f'{MAX_MERGES} merges in a row'):
+        app.get('/incr', params={'key': 'mine'})
+    app = neighbourly_app(backend_file, MAX_MERGES, retry_attempts=2)
+    app.get('/incr', params={'key': 'mine'})
+    assert app.get('/get').json['data'] == {
+        'mine': 1, **neighbours_data(MAX_MERGES)}

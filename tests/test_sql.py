@@ -12,22 +12,19 @@ import pathlib
 import re
 import textwrap
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
-import zope.sqlalchemy
-from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
-from pyramid.threadlocal import get_current_request
-from pyramid_retry import IBeforeRetry
-from sqlalchemy.orm import DeclarativeBase, mapped_column, sessionmaker
+from sqlalchemy.orm import sessionmaker
 from webtest import TestApp
 
-from app import ViewFailed, make_app, make_wsgi_app
+from app import ViewFailed, make_app
 from functional_support import current_record, session_cookie, session_factory
+from sqlalchemy_app import (
+    Notes, current_app_dbsession, make_notes_app)
 
 from pyramid_contrib_sessions import keys
 from pyramid_contrib_sessions.exceptions import (
@@ -401,6 +398,7 @@ def test_a_concurrent_insert_of_the_same_key_is_a_stale_record(sql_store):
         staged.commit()
         with pytest.raises(StaleRecordError) as raised:
             rival.result(timeout=UNBLOCKED_WITHIN)
+        raised.value.held.abort()
     assert raised.value.current == first
     assert sql_store.load(key) == first
 
@@ -454,96 +452,23 @@ def test_clearing_deletes_a_bounded_batch_of_chosen_rows(sql_store):
                 if 'FOR UPDATE SKIP LOCKED' in statement]
 
 
-# the application's own zope.sqlalchemy session
-
-class NoteBase(DeclarativeBase):
-    pass
-
-
-def note_model(table, deferrable):
-    """An application's ORM class for ``table``: notes that may name a
-    parent note. Where the database can (``deferrable``), the parent is
-    checked only at COMMIT, so a commit can fail after the session voted."""
-    deferred = {'deferrable': True, 'initially': 'DEFERRED'}
-    return type(f'Note_{table}', (NoteBase,), {
-        '__tablename__': table,
-        'id': mapped_column(sa.Integer, primary_key=True),
-        'text': mapped_column(sa.String(100)),
-        'parent_id': mapped_column(sa.ForeignKey(
-            f'{table}.id', **(deferred if deferrable else {}))),
-    })
-
-
-def app_dbsession(request):
-    """The request's own SQLAlchemy session, registered with
-    zope.sqlalchemy on ``request.tm`` on first use (what Pyramid's
-    cookiecutter's ``request.dbsession`` does)."""
-    session = getattr(request, 'app_dbsession', None)
-    if session is None:
-        session = request.app_dbsession = request.registry.app_sessionmaker()
-        zope.sqlalchemy.register(session, transaction_manager=request.tm)
-    return session
-
-
-def current_app_dbsession():
-    """What ``sessions.sql.dbsession`` names in shared mode."""
-    return getattr(get_current_request(), 'app_dbsession', None)
-
-
-def view_note(request):
-    """Adds a note and stores its text in the session; ``fail`` makes the
-    view raise afterwards, ``parent`` names a parent note."""
-    note_class = request.registry.note_class
-    parent = request.params.get('parent')
-    app_dbsession(request).add(note_class(
-        text=request.params['text'],
-        parent_id=None if parent is None else int(parent)))
-    request.session['note'] = request.params['text']
-    request.session['notes'] = request.session.get('notes', 0) + 1
-    if request.params.get('fail'):
-        raise ViewFailed('failed after adding a note')
-    return request.response
-
-
-class Notes:
-    """An application table of notes beside the sessions, dropped after."""
-
-    def __init__(self, url, table):
-        self.engine = sa.create_engine(url)
-        dialect = self.engine.dialect.name
-        if dialect == 'sqlite':  # foreign keys are off by default
-            sa.event.listen(self.engine, 'connect', lambda dbapi, record:
-                            dbapi.execute('PRAGMA foreign_keys=ON'))
-        self.note_class = note_model(table, deferrable=dialect != 'mysql')
-        self.note_class.__table__.create(self.engine)
-        # Read on connections of its own: after a failed COMMIT, SQLAlchemy
-        # pools a pysqlite connection still inside the failed transaction,
-        # where the note it did not store is visible.
-        self._reader = sa.create_engine(url, poolclass=sa.NullPool)
-
-    def texts(self):
-        with self._reader.connect() as connection:
-            return connection.execute(
-                sa.select(self.note_class.text)).scalars().all()
-
-    def drop(self):
-        self.engine.dispose()
-        self.note_class.__table__.drop(self._reader)
-        NoteBase.metadata.remove(self.note_class.__table__)
-        self._reader.dispose()
-
+# the application's own zope.sqlalchemy session (tests/sqlalchemy_app.py)
 
 @pytest.fixture
-def notes_beside(request):
+def notes_beside(request, tmp_path):
     """Builds, for a database's name, the session settings on it and a
-    notes table of the application in the same database (for SQLite: the
-    same file); the notes are dropped after the test."""
+    notes table of the application in the same database; for SQLite, the
+    same file in shared mode, a file of its own otherwise (one connection
+    writes a SQLite file at a time). The notes are dropped after the
+    test."""
     made = []
 
-    def build(database):
+    def build(database, shared=True):
         settings = request.getfixturevalue('backend_' + database)
-        made.append(Notes(settings['sessions.sql.url'],
-                          f'notes_{uuid.uuid4().hex[:16]}'))
+        url = settings['sessions.sql.url']
+        if database == 'sqlite' and not shared:
+            url = f'sqlite:///{tmp_path}/application.sqlite'
+        made.append(Notes(url))
         return settings, made[-1]
 
     yield build
@@ -554,26 +479,6 @@ def notes_beside(request):
 @pytest.fixture(params=['postgresql', 'sqlite', 'mariadb'])
 def same_database(request, notes_beside):
     return notes_beside(request.param)
-
-
-def make_notes_app(settings, notes, shared, retry_attempts=0):
-    """The test application with /note; its registry's ``retries`` lists
-    the errors pyramid_retry replayed requests for."""
-    if shared:
-        settings = {**settings,
-                    'sessions.sql.dbsession': current_app_dbsession}
-    wsgi_app = make_wsgi_app(settings, retry_attempts=retry_attempts)
-    registry = wsgi_app.registry
-    registry.app_sessionmaker = sessionmaker(bind=notes.engine)
-    registry.note_class = notes.note_class
-    registry.retries = []
-    config = Configurator(registry=registry)
-    config.add_route('note', '/note')
-    config.add_view(view_note, route_name='note')
-    config.add_subscriber(lambda event: registry.retries.append(
-        event.exception), IBeforeRetry)
-    config.commit()
-    return TestApp(wsgi_app)
 
 
 MODES = pytest.mark.parametrize('shared', [True, False],
@@ -607,7 +512,7 @@ def test_shared_mode_stores_neither_when_the_view_raises(same_database):
 def test_a_failed_commit_of_the_application_rolls_the_session_back(
         notes_beside, database, shared):
     """The deferred foreign key fails at COMMIT, after the session voted."""
-    settings, notes = notes_beside(database)
+    settings, notes = notes_beside(database, shared)
     app = make_notes_app(settings, notes, shared)
     app.get('/set', {'key': 'before', 'value': '1'})
     with pytest.raises(sa.exc.IntegrityError):
@@ -647,14 +552,16 @@ def note_adder(wsgi_app, cookie, count):
 
 
 @pytest.mark.parametrize('database, shared', [
-    ('postgresql', True), ('postgresql', False), ('sqlite', True)],
-    ids=['postgresql-shared', 'postgresql-standalone', 'sqlite-shared'])
+    ('postgresql', True), ('postgresql', False), ('sqlite', True),
+    ('sqlite', False)],
+    ids=['postgresql-shared', 'postgresql-standalone', 'sqlite-shared',
+         'sqlite-standalone'])
 def test_a_session_conflict_never_leaves_the_applications_data_behind(
         notes_beside, database, shared):
     """Eight clients of one session each add notes and count them in the
     session; conflicting requests are retried. A conflict must abort the
     note of the attempt that lost, or notes would outnumber the count."""
-    settings, notes = notes_beside(database)
+    settings, notes = notes_beside(database, shared)
     per_thread = NOTES_PER_THREAD
     app = make_notes_app(settings, notes, shared, RETRY_ATTEMPTS)
     app.get('/set', {'key': 'notes', 'value': '0'})
@@ -669,3 +576,37 @@ def test_a_session_conflict_never_leaves_the_applications_data_behind(
     retries = app.app.registry.retries
     assert retries, 'no request lost a race: this run proved nothing'
     assert {type(error) for error in retries} == {SessionConflictError}
+
+
+def test_sessions_standalone_in_the_applications_sqlite_file_fail_at_startup(
+        tmp_path, factory_for):
+    url = f'sqlite:///{tmp_path}/application.sqlite'
+    with pytest.raises(ConfigurationError,
+                       match='sessions.sql.url: .*sqlalchemy.url.*'
+                             'sessions.sql.dbsession'):
+        factory_for({'sessions.backend': 'sql', 'sessions.sql.url': url,
+                     'sqlalchemy.url': url})
+    # shared mode, or a file of its own, is fine
+    factory_for({'sessions.backend': 'sql', 'sessions.sql.url': url,
+                 'sessions.sql.dbsession': current_app_dbsession,
+                 'sqlalchemy.url': url})
+    factory_for({'sessions.backend': 'sql', 'sessions.sql.url': url,
+                 'sqlalchemy.url': f'sqlite:///{tmp_path}/other.sqlite'})
+
+
+def test_a_locked_sqlite_file_says_what_to_do(backend_sqlite):
+    """Sessions standalone in the application's SQLite file (start-up
+    cannot tell: no sqlalchemy.url): the session's staging waits for the
+    application's write lock, then fails naming shared mode; neither the
+    note nor the session change is stored."""
+    notes = Notes(backend_sqlite['sessions.sql.url'])
+    try:
+        app = make_notes_app(backend_sqlite, notes)
+        app.get('/set', {'key': 'before', 'value': '1'})
+        with pytest.raises(StoreError, match='database is locked; .*'
+                                             'sessions.sql.dbsession'):
+            app.get('/note', {'text': 'hello'})
+        assert session_data(app) == {'before': 1}
+        assert notes.texts() == []
+    finally:
+        notes.drop()

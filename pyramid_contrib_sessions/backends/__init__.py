@@ -2,9 +2,10 @@
 
 What several stores share lives here: :class:`AppliedChange`, the prepared
 change of a store that cannot stage a change invisibly (a cache server, a
-ZODB connection of its own) and so applies it at the vote and compensates
-on abort. That is sound because the session data manager votes last: only
-a crash or a later data manager's finish can abort the transaction then.
+ZODB connection of its own) and so applies it when staging and compensates
+on abort. An abort of the transaction (another resource failing its commit
+or vote) runs that compensation; only a crash between the staging and the
+finish leaves such a change without the rest of the transaction.
 """
 from zope.interface import implementer
 

@@ -20,7 +20,7 @@ Every record carries the server's own expiry (its ``expires``), so nothing
 needs clearing: :meth:`CacheStore.delete_expired` finds nothing to do and
 ``expires_natively`` tells ``clearsessions`` so.
 
-**Why a change is applied at the vote.** Neither server can hold a change
+**Why a change is applied when staged.** Neither server can hold a change
 staged but invisible and then publish it with a command that cannot fail:
 whatever ran at the transaction's finish would be a network round trip that
 a server gone down fails, after every other data manager has committed. So
@@ -30,14 +30,13 @@ Memcached), ``commit`` has nothing left to do and cannot fail, and ``abort``
 compensates: it puts the previous record back, unless the record is no
 longer the one this change left (a later writer's record is then kept).
 
-This is sound because the session data manager sorts last: when it
-prepares, every other data manager of the transaction has already voted, so
-the transaction can still abort after a successful prepare only when a later
-prepare of the same vote fails (``cycle_key()`` deletes the old record, then
-writes the new one) or when another data manager fails in its
-``tpc_finish``, which ``transaction`` itself reports as a broken commit. In
-the microseconds between the vote and the finish another request may
-already read the new record: the read of a change that is committing.
+The session is staged in the transaction's ``commit`` phase, before any
+data manager votes (see :mod:`pyramid_contrib_sessions.interfaces`). When
+another data manager then fails (the application's database refusing its
+COMMIT at zope.sqlalchemy's vote, say), the abort puts the previous record
+back. Between the staging and the finish another request may already read
+the new record, and a process that crashes there leaves it stored while the
+application's data is not.
 """
 import importlib
 import logging

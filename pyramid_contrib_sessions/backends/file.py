@@ -2,18 +2,18 @@
 
 Each file is named by the session's store key (the hash of its id, never
 the id) and replaced atomically: a temporary file is written in ``.tmp/``
-and fsynced at the transaction's vote, renamed over the old one at its
-finish. A small fixed set of lock files (256, by key prefix, in ``.locks/``)
-serialises writers of one session between vote and finish, across threads
-and processes, without a lock file per session. A file's mtime is its
-expiry time.
+and fsynced when the transaction stages it (its ``commit`` phase), renamed
+over the old one at its finish. A small fixed set of lock files (256, by
+key prefix, in ``.locks/``) serialises writers of one session between
+staging and finish, across threads and processes, without a lock file per
+session. A file's mtime is its expiry time.
 
 The expiry index. Clearing must not list the directory: that costs as much
 as there are sessions, live or not. So each session file has a marker, an
 empty file ``.expiry/<slot>/<key>``, under a time slot (``SLOT_SECONDS``
 wide) that is never later than the slot of its expiry. The cleaner reads
 the slots that have begun and nothing else, and for each marker, holding
-the session's stripe lock (the one writers hold from vote to finish) and
+the session's stripe lock (the one writers hold from staging to finish) and
 re-reading the session's expiry under it:
 
 - a marker whose session file is gone is dropped;
@@ -85,7 +85,7 @@ def slot_of(expires):
 @implementer(IPreparedChange)
 class _Prepared:
     """A staged change: ``apply`` runs at commit; the stripe lock is held
-    from the vote until commit or abort, and a temp file is cleaned up."""
+    from the staging until commit or abort, and a temp file is cleaned up."""
 
     def __init__(self, lock_fd, apply=None, temp_path=None):
         self._lock_fd = lock_fd

@@ -47,7 +47,7 @@ at most once per ``reissue_time`` of a session, never on a plain read.
 
 **A delete** is a ``cas`` of the item read with an expiry in the past, so
 the record an abort puts back is exactly the one removed. See
-:mod:`.cache` for why every change is applied at the vote.
+:mod:`.cache` for why every change is applied when staged.
 """
 import hashlib
 import logging

@@ -16,7 +16,7 @@ the current record); a touch rewrites only the header's ``accessed`` and
 never sends data, so it cannot put back data older than another writer's.
 Each script returns the bytes it replaced, so an abort can put them back,
 only while the record is still exactly what the change left (see
-:mod:`.cache` for why changes are applied at the vote).
+:mod:`.cache` for why changes are applied when staged).
 
 **A command whose connection broke** (the server restarted, or the network
 dropped the connection between Redis's work and its reply) is sent once

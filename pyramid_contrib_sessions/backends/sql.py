@@ -24,42 +24,50 @@ its transaction being lost. So a restart of the database fails no request
 once it is back, at no cost per request; ``pool_pre_ping = true`` checks
 each connection before use instead, at one round trip per checkout.
 
-Writes. At the transaction's vote the store opens one database transaction
-per thread for everything that vote stages (on SQLite with ``BEGIN
-IMMEDIATE``, the file's write lock). A new session is one insert that does
-nothing when the key exists (``ON CONFLICT DO NOTHING`` / ``INSERT IGNORE``,
-so a concurrent insert of the same key is a stale record, never an
-``IntegrityError``); a changed one is one ``UPDATE ... WHERE version =
-:expected``, a stale record when it matches no row. That UPDATE locks the
-row itself and checks the version last committed: on PostgreSQL at READ
-COMMITTED and on InnoDB at any isolation level, an UPDATE that waited for a
-concurrent writer re-checks its condition on the row that writer
-committed; on PostgreSQL at REPEATABLE READ or SERIALIZABLE a row changed
-since the snapshot is a serialization failure (``SessionConflictError``);
-on SQLite the UPDATE holds the file's write lock. A refresh of the expiry is
-an ``UPDATE`` of ``accessed`` and ``expires`` only. The database
+Writes. When the request's transaction commits, in its ``commit`` phase
+(before any resource votes: see :mod:`pyramid_contrib_sessions.interfaces`),
+the store opens one database transaction per thread for everything the
+session stages (on SQLite with ``BEGIN IMMEDIATE``, the file's write lock).
+A new session is one insert that does nothing when the key exists (``ON
+CONFLICT DO NOTHING`` / ``INSERT IGNORE``, so a concurrent insert of the
+same key is a stale record, never an ``IntegrityError``); a changed one is
+one ``UPDATE ... WHERE version = :expected``, a stale record when it
+matches no row. That UPDATE locks the row itself and checks the version
+last committed: on PostgreSQL at READ COMMITTED and on InnoDB at any
+isolation level, an UPDATE that waited for a concurrent writer re-checks
+its condition on the row that writer committed; on PostgreSQL at
+REPEATABLE READ or SERIALIZABLE a row changed since the snapshot is a
+serialization failure (``SessionConflictError``); on SQLite the UPDATE
+holds the file's write lock. A write that finds a newer version reads it
+with ``SELECT ... FOR UPDATE`` (the latest committed row, whatever the
+isolation level, and locked), so the write after the merge cannot be stale
+again: one merge per write, however busy the session. A refresh of the
+expiry is an ``UPDATE`` of ``accessed`` and ``expires`` only. The database
 transaction stays open until the transaction's finish commits it or an
 abort rolls it back.
 
-Order. On PostgreSQL and MariaDB the session vote runs just before
-zope.sqlalchemy's (which commits the application's own data in its vote):
-a session conflict then aborts the application's data before it is
-committed, and a failing commit of that data rolls the staged session write
-back. On SQLite the session votes last, after the application's own
-connection has committed and released the file's write lock.
+Order. The session is staged before the application's zope.sqlalchemy
+data manager commits (one-phase, at its vote) or prepares (two-phase): a
+session conflict aborts the application's data before it is committed, and
+a failing commit of that data rolls the staged session write back. Two
+connections cannot write one SQLite file in one transaction, so sessions in
+the application's own SQLite file need shared mode (a ``ConfigurationError``
+at start-up says so when ``sqlalchemy.url`` names the same file).
 
 Shared mode. With ``sessions.sql.dbsession`` naming a ``scoped_session`` or a
 function that returns the request's SQLAlchemy ``Session`` (registered with
 zope.sqlalchemy), session rows are written through that session, inside the
 application's own database transaction, and committed or rolled back with the
-application's data by zope.sqlalchemy. When the application wrote nothing in
-that transaction, the store writes through its own connection instead.
-Reads and ``clearsessions`` always use the store's own engine, so
-``sessions.sql.url`` must name the same database.
+application's data by zope.sqlalchemy. When a session joins a transaction,
+the store adds a before-commit hook that calls ``zope.sqlalchemy.mark_changed``
+on the application's session, so zope.sqlalchemy commits it even when the
+application wrote nothing. Reads and ``clearsessions`` always use the store's
+own engine, so ``sessions.sql.url`` must name the same database.
 """
 import contextlib
 import logging
 import math
+import os
 import re
 import socket
 import threading
@@ -73,7 +81,6 @@ from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from zope.interface import implementer, provider
 
-from ..datamanager import DEFAULT_SORT_KEY
 from ..exceptions import SessionConflictError, StaleRecordError, StoreError
 from ..interfaces import IPreparedChange, ISessionStore, ISessionStoreFactory
 from ..record import checked_record
@@ -96,9 +103,6 @@ DRIVER_EXTRAS = {'postgresql': 'sql,postgresql', 'mysql': 'sql,mysql',
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_BEGIN = 'pyramid_contrib_sessions.sqlite_begin'  # execution option
 COMMITTED = 'pyramid_contrib_sessions.committed'  # in a connection's info
-# zope.sqlalchemy's data manager sorts as "~sqlalchemy:<id>" and commits in
-# its vote; a prefix of that sorts just before it.
-BEFORE_ZOPE_SQLALCHEMY = '~sqlalchemy'
 # Seconds to reach a database server, and to wait for one reply (a row lock
 # another request holds included); sessions.sql.connect_timeout and
 # sessions.sql.socket_timeout
@@ -106,6 +110,12 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_SOCKET_TIMEOUT = 10.0
 TIMEOUT_KEYS = ('connect_timeout', 'socket_timeout')
 LIBPQ_MIN_CONNECT_TIMEOUT = 2  # whole seconds; libpq rounds less up to 2
+# in the Session.info of an application session marked changed for us
+SHARED = 'pyramid_contrib_sessions.shared'
+SQLITE_LOCKED = 'database is locked'
+SHARE_THE_FILE = ('to keep sessions in the application\'s own SQLite file, '
+                  'set sessions.sql.dbsession (shared mode); otherwise keep '
+                  'them in another file')
 MYSQL_DEADLOCK = 1213
 SQLSTATE_TRANSACTION_ROLLBACK = '40'  # PostgreSQL: deadlock, serialization
 
@@ -411,21 +421,31 @@ def _resolve_dbsession(read):
     return dbsession
 
 
-def _commits_in_this_transaction(session):
-    """Whether zope.sqlalchemy will commit ``session`` when the current
-    transaction commits. Before any vote its data manager closes a session
-    that was not marked changed, so statements sent through that session now
-    would be lost. zope.sqlalchemy keeps this state in a private mapping and
-    offers no public way to read it."""
-    from zope.sqlalchemy.datamanager import _SESSION_STATE, STATUS_CHANGED
-    return _SESSION_STATE.get(session) == STATUS_CHANGED
+def _reject_a_shared_sqlite_file(url, options):
+    """Sessions standalone in the application's own SQLite file would wait
+    for the write lock the application holds until its commit, which comes
+    after the session is staged."""
+    application_url = options.application_sqlalchemy_url
+    if url.get_backend_name() != 'sqlite' or not application_url:
+        return
+    try:
+        application = sa.engine.make_url(str(application_url).strip())
+    except (sa.exc.ArgumentError, ValueError):
+        return  # the application reports its own setting
+    if (application.get_backend_name() == 'sqlite' and application.database
+            and os.path.realpath(application.database)
+            == os.path.realpath(url.database)):
+        raise ConfigurationError(
+            f'sessions.sql.url: names the SQLite file of sqlalchemy.url '
+            f'({url.database}), and two connections cannot write one SQLite '
+            f'file in one transaction: {SHARE_THE_FILE}')
 
 
 # staged changes
 
 @implementer(IPreparedChange)
 class _PreparedChange:
-    """One change a vote staged in a :class:`_Staging` transaction."""
+    """One change staged in a :class:`_Staging` transaction."""
 
     def __init__(self, staging):
         self._staging = staging
@@ -444,7 +464,7 @@ class _PreparedChange:
 
 class _Staging:
     """The database transaction that holds every change one thread stages
-    during one vote (a cycled key's delete and insert, say): one connection,
+    during one commit (a cycled key's delete and insert, say): one connection,
     so SQLite's single write lock is taken once, and the changes commit
     together. It commits when the last of its changes is committed and rolls
     back when any is aborted. ``owned`` is False in shared mode: the
@@ -543,13 +563,10 @@ class SQLStore:
         self._sqlite = engine.dialect.name == 'sqlite'
         self._statements = _Statements(self.table, engine.dialect.name)
         self._reader = _reading_engine(engine)
-        self._local = threading.local()  # the _Staging of a vote under way
+        self._local = threading.local()  # the _Staging of a commit under way
         self._where = engine.url.render_as_string(hide_password=True)
         if self._sqlite:
             _configure_sqlite(engine)
-        # see "Order" in the module's docstring
-        self.sort_key = (DEFAULT_SORT_KEY if self._sqlite and dbsession is None
-                         else BEFORE_ZOPE_SQLALCHEMY)
 
     @classmethod
     def from_settings(cls, settings, options):
@@ -559,6 +576,9 @@ class SQLStore:
             read.fail('table', f'{table!r} is not a plain table name (letters,'
                                f' digits and _, at most 48 characters)')
         dbsession = _resolve_dbsession(read)
+        if dbsession is None:
+            _reject_a_shared_sqlite_file(_parse_url(settings.get('url')),
+                                         options)
         engine = engine_from_settings(
             {key: value for key, value in settings.items()
              if key not in OWN_KEYS})
@@ -599,9 +619,11 @@ class SQLStore:
         with self._reader.connect() as connection:
             return self._current(connection, key)
 
-    def _current(self, connection, key):
-        row = connection.execute(self._statements.select,
-                                 {'key': key}).one_or_none()
+    def _current(self, connection, key, locked=False):
+        statements = self._statements
+        row = connection.execute(
+            statements.select_locked if locked else statements.select,
+            {'key': key}).one_or_none()
         if row is None:
             return None
         try:
@@ -610,6 +632,15 @@ class SQLStore:
             log.error('sql backend: a row of table %s is not a session '
                       '(%s); treating it as absent', self.table.name, error)
             return None
+
+    def _stale(self, staging, key):
+        """The record a write found newer than it expected, read with a
+        lock on its row (SQLite holds the file's) that the database
+        transaction keeps: the write after the merge then cannot find yet
+        another version, so a busy session costs one merge per write, not a
+        queue of them."""
+        current = self._current(staging.connection, key, locked=True)
+        return StaleRecordError(current, held=staging.stage())
 
     # staging changes
 
@@ -625,7 +656,7 @@ class SQLStore:
         inserted = staging.execute(self._statements.insert,
                                    _columns(key, record)).rowcount
         if inserted != 1:
-            raise StaleRecordError(self._current(staging.connection, key))
+            raise self._stale(staging, key)
 
     def _update(self, staging, key, record, expected_version):
         # no SELECT ... FOR UPDATE first: the UPDATE locks the row and
@@ -634,7 +665,7 @@ class SQLStore:
             self._statements.update,
             {**_columns(key, record), 'expected': expected_version}).rowcount
         if updated != 1:
-            raise StaleRecordError(self._current(staging.connection, key))
+            raise self._stale(staging, key)
 
     def prepare_touch(self, key, accessed, expires, expected_version):
         with self._staging() as staging:
@@ -651,7 +682,7 @@ class SQLStore:
 
     @contextlib.contextmanager
     def _staging(self):
-        """The vote's database transaction, begun on first use."""
+        """The commit's database transaction, begun on first use."""
         with self._failures('write a session'):
             staging = getattr(self._local, 'staging', None) or self._begin()
             self._local.staging = staging
@@ -681,24 +712,46 @@ class SQLStore:
             connection.execution_options(**{SQLITE_BEGIN: 'IMMEDIATE'})
         return connection
 
+    # shared mode
+
+    def join_transaction(self, transaction, transaction_manager):
+        if self._dbsession is not None:
+            # a hook, as the application may open its session after ours
+            transaction.addBeforeCommitHook(self._share_application_session,
+                                            (transaction_manager,))
+
+    def _share_application_session(self, transaction_manager):
+        """Have zope.sqlalchemy commit the application's session, with or
+        without writes of its own: the session change goes through it."""
+        import zope.sqlalchemy
+        session = self._application_session()
+        if session is not None:
+            zope.sqlalchemy.mark_changed(
+                session, transaction_manager=transaction_manager)
+            session.info[SHARED] = True
+
     def _shared_connection(self):
-        """The application session's connection, when it has writes this
-        transaction will commit; None otherwise (nothing of the
-        application's to be atomic with)."""
+        """The application session's connection, when this transaction's
+        before-commit hook marked it changed; None otherwise (no
+        application session, or no transaction: commit_now)."""
         if self._dbsession is None:
             return None
+        session = self._application_session()
+        # popped, so that a mark left by a transaction aborted before this
+        # store staged anything never routes a later write
+        if (session is None or not session.info.pop(SHARED, False)
+                or not session.in_transaction()):
+            return None
+        return session.connection()
+
+    def _application_session(self):
         try:
-            session = self._dbsession()
+            return self._dbsession()
         except Exception as error:
             raise StoreError(
                 f'sql backend: sessions.sql.dbsession ({self._dbsession!r}) '
                 f'did not return the current SQLAlchemy session: '
                 f'{error}') from error
-        if session is None or not _commits_in_this_transaction(session):
-            return None
-        # zope.sqlalchemy commits this session (it is marked changed), so
-        # the statements sent here commit with the application's data
-        return session.connection()
 
     def _forget(self, staging):
         if getattr(self._local, 'staging', None) is staging:
@@ -767,9 +820,12 @@ class SQLStore:
                     f'sql backend: the database at {self._where} rolled back '
                     f'a session write to break a deadlock: '
                     f'{_first_line(error.orig)}') from error
+            advice = ''
+            if self._sqlite and SQLITE_LOCKED in str(error.orig):
+                advice = f'; {SHARE_THE_FILE}'
             raise StoreError(
                 f'sql backend: cannot {action} at {self._where}: '
-                f'{_first_line(error.orig)}') from error
+                f'{_first_line(error.orig)}{advice}') from error
         except SQLAlchemyError as error:
             raise StoreError(f'sql backend: cannot {action} at '
                              f'{self._where}: {_first_line(error)}') from error
@@ -790,6 +846,7 @@ class _Statements:
         new = {name: sa.bindparam(f'new_{name}') for name in RECORD_COLUMNS}
         self.select = sa.select(
             *(columns[name] for name in RECORD_COLUMNS)).where(by_key)
+        self.select_locked = self.select.with_for_update()
         self.insert = _insert_if_absent(dialect_name, table).values(
             store_key=sa.bindparam('key'), **new).execution_options(
             preserve_rowcount=True)  # kept by default for UPDATE/DELETE only

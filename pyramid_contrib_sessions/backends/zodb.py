@@ -31,21 +31,21 @@ RelStorage's lock timeout) for the commit lock the application's own
 connection holds until the request's commit ends. On one ZEO server, serve
 the sessions as a storage of their own (``zeo://host:port?storage=sessions``).
 
-How a write commits. The session data manager votes last in the request's
-transaction, after the application's ZODB connections have stored and voted
-their objects, so a session cannot be written through a connection joined
-to the request's transaction: it would have missed that connection's
-commit. Each ``prepare_*`` therefore runs a short transaction of its own,
+How a write commits. The session data manager stages its change in the
+request's transaction's ``commit`` phase, before any data manager votes.
+Each ``prepare_*`` runs a short transaction of its own,
 on a pooled connection with a private transaction manager: it reads the
 record, checks the version (``StaleRecordError`` lets the data manager
 merge per key), writes, and commits. The prepared change's ``commit()`` has
 nothing left to do and cannot fail; ``abort()`` undoes the write, if no
-other request changed the session since. Only a data manager voting after
-ours, or a crash, can still abort the request's transaction at that point,
-and nothing sorts after this one. A truly two-phase write (driving the
-private connection's ``tpc_begin``/``commit``/``tpc_vote`` at the request's
-vote and its ``tpc_finish`` at the request's finish) was rejected: it holds
-the storage's commit lock across the other data managers' finish, and a
+other request changed the session since: the request's transaction aborts
+when another data manager fails its commit or vote, and only a crash between
+the staging and the finish leaves the session change without the rest. A
+truly two-phase write (driving the private connection's
+``tpc_begin``/``commit``/``tpc_vote`` at the request's commit phase and its
+``tpc_finish`` at the request's finish) was rejected: it holds the
+storage's commit lock across the other data managers' votes and finish
+(an application ZODB connection on the same ZEO server would wait), and a
 request that makes two changes (``cycle_key()`` deletes the old id and
 writes the new one) would wait for a FileStorage commit lock it holds itself.
 
@@ -106,6 +106,11 @@ CONNECT_TIMEOUT_ARGUMENT = {'zeo': ('wait_timeout', 1),
 # the second attempt on it first waits a random time up to FIRST_BACKOFF
 # seconds, doubled each attempt, so the writers that met do not meet again;
 # the first runs again at once, as it usually only learns it is stale.
+# These waits fall inside the request's commit, while the application's own
+# transaction is open; they stay because the conflicts they wait out are
+# mostly between *different* sessions (a bucket split, a new expiry slot),
+# which must not reach the application, and they are bounded: about 1 s in
+# the worst case of all ten attempts, usually none.
 CONFLICT_ATTEMPTS = 10
 FIRST_BACKOFF = 0.001
 # Locks that make the writers of one session in one process take turns
