@@ -560,18 +560,6 @@ def test_concurrent_increments_of_one_key_are_never_lost(cache_backend):
     assert first.get('/get').json['value'] == WRITERS * INCREMENTS
 
 
-def test_concurrent_writes_of_different_keys_merge_without_retry(
-        cache_backend):
-    first, clients = clients_of_one_session(cache_backend, WRITERS,
-                                            retry_attempts=0)
-    run_threads(WRITERS, lambda index: [
-        clients[index].get('/incr', {'key': f'k{index}'})
-        for _ in range(INCREMENTS)])
-    assert first.get('/get').json['data'] == {
-        'started': True, **{f'k{index}': INCREMENTS
-                            for index in range(WRITERS)}}
-
-
 # one connection pool per process
 
 
