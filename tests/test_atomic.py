@@ -8,7 +8,8 @@ stored session stay as they were.
 
 Two-phase needs ``max_prepared_transactions`` above 0, which a running
 PostgreSQL only takes at a restart: it runs on a server of this module's own
-(see test_sql_faults.py), never on the machine's shared one.
+(test_sql_faults.py's ``postgresql_server``), never on the machine's shared
+one.
 """
 import os
 import shutil
@@ -25,7 +26,7 @@ from webtest import TestApp
 from conftest import POSTGRESQL_URL, SERVER_SIDE_BACKENDS, require_server
 from functional_support import session_cookie, session_factory
 from sqlalchemy_app import Notes, make_notes_app
-from test_sql_faults import ThrowawayPostgreSQL, free_port, postgresql_bin
+from test_sql_faults import free_port, postgresql_server  # noqa: F401
 
 from pyramid_contrib_sessions.exceptions import (
     SessionConflictError, StoreError)
@@ -44,26 +45,19 @@ LOAD_RETRY_ATTEMPTS = (THREADS - 1) * REQUESTS_PER_THREAD + 1
 
 
 @pytest.fixture(scope='module')
-def twophase_postgresql():
+def twophase_postgresql(request):
     """The URL of a PostgreSQL of our own that takes prepared
     transactions."""
-    bin_dir = postgresql_bin()
-    require_server('a PostgreSQL installation (initdb, pg_ctl)',
-                   bin_dir is not None, 'apt-get install postgresql')
-    server = ThrowawayPostgreSQL(bin_dir)
-    try:
-        server.start()
-        engine = sa.create_engine(server.url, poolclass=sa.NullPool,
-                                  isolation_level='AUTOCOMMIT')
-        with engine.connect() as connection:
-            connection.exec_driver_sql(
-                f'ALTER SYSTEM SET max_prepared_transactions = '
-                f'{PREPARED_TRANSACTIONS}')
-        server.stop()
-        server.start()
-        yield server.url
-    finally:
-        server.remove()
+    server = request.getfixturevalue('postgresql_server')
+    engine = sa.create_engine(server.url, poolclass=sa.NullPool,
+                              isolation_level='AUTOCOMMIT')
+    with engine.connect() as connection:
+        connection.exec_driver_sql(
+            f'ALTER SYSTEM SET max_prepared_transactions = '
+            f'{PREPARED_TRANSACTIONS}')
+    server.stop()  # the setting takes a restart
+    server.start()
+    return server.url
 
 
 @pytest.fixture(params=APPLICATION_DATABASES)
