@@ -5,12 +5,12 @@ Use it with ``config.include('pyramid_tm')`` then
 ``config.include('pyramid_contrib_sessions')``: the ``sessions.*`` settings
 choose and configure the store.
 """
-from .factory import SessionFactory
+from .factory import SessionFactory, open_session
 from .middleware import SessionMiddleware
 from .settings import parse_settings
 
 __all__ = ['SessionFactory', 'SessionMiddleware', 'includeme',
-           'session_factory_from_settings']
+           'open_session', 'session_factory_from_settings']
 
 
 def session_factory_from_settings(settings, prefix='sessions.'):

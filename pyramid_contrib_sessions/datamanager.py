@@ -81,6 +81,7 @@ class SessionDataManager:
         self._prepared = []
         self._merged_record = None  # what a merge turned the write into
         self._joined = None  # the transaction we take part in
+        self._settled = False  # the response is made: no further part
         self.transaction_manager = transaction_manager
         self.cookie = None  # the CookieUpdate of the last commit
 
@@ -88,7 +89,9 @@ class SessionDataManager:
 
     def join(self):
         """Take part in the transaction manager's current transaction (once:
-        joining twice would commit twice)."""
+        joining twice would commit twice). Once settled, never again."""
+        if self._settled:
+            return
         current = self.transaction_manager.get()
         if current is not self._joined:
             current.join(self)
@@ -106,15 +109,19 @@ class SessionDataManager:
                 self.join()
 
     def save(self):
-        """``session.save()``: join the request's transaction, or write at
-        once when there is none."""
-        if self.transaction_manager is None:
-            self.commit_now()
-        else:
-            self.join()
+        """``session.save()``: join the current transaction, or write at
+        once when there is none (no pyramid_tm, or a script that has not
+        begun one)."""
+        if self._settled:
+            return
+        if self.transaction_manager is not None:
+            with contextlib.suppress(NoTransaction):
+                self.join()
+                return
+        self.commit_now()
 
     def commit_now(self):
-        """Write at once (no pyramid_tm): the phases that a transaction of
+        """Write at once (no transaction): the phases that a transaction of
         our own would run, this data manager being its only resource,
         without the cost of making one on every request."""
         try:
@@ -124,12 +131,34 @@ class SessionDataManager:
             raise
         self.tpc_finish(None)
 
+    def settle(self, write):
+        """The response is made: this request is done with its session.
+
+        With ``write`` (the view did not raise) the session is written at
+        once when no transaction will write it: without a transaction
+        manager, or when the transaction it joined is still open. That one
+        the request did not begin (a test fixture runs many requests in one
+        transaction, pyramid_tm sees ``tm.active`` and leaves it alone), so
+        its end is not the request's to wait for; a transaction pyramid_tm
+        began has ended before any response callback runs. Either way the
+        session then takes no further part: that transaction's later commit
+        or abort neither writes nor undoes it, and changes made after the
+        response are not saved, as with Pyramid's cookie session."""
+        try:
+            if write and (self.transaction_manager is None
+                          or self._joined is not None):
+                self.commit_now()
+        finally:
+            self._settled = True
+
     # the two-phase commit protocol
 
     def sortKey(self):
         return SORT_KEY
 
     def abort(self, txn):
+        if self._settled:
+            return  # what the response carries stays as it is
         # Also how a savepoint taken before we joined rolls back (then we
         # are unjoined): the session was unchanged when we joined, so its
         # state as loaded is the state of every such savepoint.
@@ -142,6 +171,8 @@ class SessionDataManager:
 
     def commit(self, txn):
         # the check and the staging: see the module
+        if self._settled:
+            return  # written when the response was made (see settle)
         self._merged_record = None
         self._plan = self._make_plan(time.time())
         if self._plan is NOTHING_TO_DO or self._factory.store is None:
@@ -164,11 +195,13 @@ class SessionDataManager:
                 self._prepared.pop(0).commit()
         finally:
             self._drop_prepared()  # after a failure: release the others
+            self._joined = None
         if plan is not NOTHING_TO_DO:
             self._became(plan)
 
     def tpc_abort(self, txn):
         self._drop_prepared()
+        self._joined = None
 
     def savepoint(self):
         return _Savepoint(self.session)

@@ -37,3 +37,9 @@ class StoreError(Exception):
 
 class SessionCookieTooLargeError(ValueError):
     """The cookie backend would send a cookie browsers silently drop."""
+
+
+class NoSessionStoreError(Exception):
+    """Opening a session by id needs a server-side store: the ``cookie``
+    backend keeps each session in its user's browser (or the application's
+    session factory is not this package's)."""

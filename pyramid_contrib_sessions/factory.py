@@ -1,17 +1,20 @@
 """The ``ISessionFactory``: from a request's cookie to its session, and from
 the committed session back to the response's cookie."""
+import contextlib
 import logging
 import re
 import time
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import ISessionFactory
+from transaction.interfaces import NoTransaction
 from webob.cookies import make_cookie
 from zope.interface import implementer, provider
 
 from .datamanager import SessionDataManager
+from .exceptions import NoSessionStoreError
 from .interfaces import ISessionCodec
-from .keys import IdCodec, store_key
+from .keys import IdCodec, is_session_id, store_key
 from .session import Session, expiry_time
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,7 @@ WHITESPACE = ' \t'
 LONGEST_COOKIE = 4096
 # Cookie values WebOb writes unquoted: every value we issue.
 PLAIN_COOKIE_VALUE = re.compile(r'[A-Za-z0-9_.-]*')
+NO_SESSION = (None, None, None)  # what _load finds for no live session
 WEEKDAYS = ('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')
 MONTHS = (None, 'Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug',
           'Sep', 'Oct', 'Nov', 'Dec')
@@ -56,8 +60,9 @@ class SessionFactory:
     :class:`~pyramid_contrib_sessions.settings.SessionOptions`.
 
     The session joins the request's transaction when pyramid_tm manages the
-    request; otherwise it is written when the response is made, unless the
-    view raised.
+    request, or ``request.tm``'s current one in a script; otherwise it is
+    written when the response is made, unless the view raised (see
+    :func:`transaction_manager_for`).
     """
 
     def __init__(self, options):
@@ -78,20 +83,19 @@ class SessionFactory:
     def __call__(self, request):
         """The session of ``request``; Pyramid calls this at most once per
         request, on first use of ``request.session``."""
-        in_transaction = request.environ.get('tm.active', False)
         manager = self.open(read_cookie(request.environ,
                                         self.options.cookie_name),
-                            request.tm if in_transaction else None)
+                            transaction_manager_for(request))
 
         def finish(request, response):
-            if not in_transaction and request.exception is None:
-                manager.commit_now()
+            manager.settle(write=request.exception is None)
             vary_with_cookie(response.headerlist)
             cookie = self.set_cookie_header(manager)
             if cookie is not None:
                 response.headerlist.append(('Set-Cookie', cookie))
 
         request.add_response_callback(finish)
+        settle_unanswered(request, manager)
         return manager.session
 
     def open(self, cookie_value, transaction_manager=None):
@@ -100,10 +104,38 @@ class SessionFactory:
         stale. Given ``transaction_manager``, it joins the current
         transaction when the session is first changed, or at once when an
         expiry refresh is due: a request that leaves its session alone adds
-        nothing to the transaction. Without one, the caller calls its
-        ``commit_now()``."""
+        nothing to the transaction. Without one, or with no transaction
+        begun, the caller calls its ``commit_now()`` or ``settle()``."""
         now = time.time()
-        session_id, record, data = self._load(cookie_value, now)
+        return self._manager_for(self._load(cookie_value, now),
+                                 transaction_manager, now)
+
+    def open_stored(self, session_id=None, *, cookie_value=None,
+                    transaction_manager=None):
+        """A data manager holding the stored session with id
+        ``session_id``, or the one the cookie value ``cookie_value`` leads
+        to (its signature checked); ``None`` when there is no such live
+        session. See :func:`open_session`."""
+        if (session_id is None) == (cookie_value is None):
+            raise TypeError('open a session by its session_id or by its '
+                            'cookie_value: give exactly one of them')
+        if self.store is None:
+            raise NoSessionStoreError(
+                f'the {self.options.backend} backend keeps each session in '
+                f'its user\'s browser, so no session can be opened by id or '
+                f'cookie value here; that needs a server-side backend '
+                f'(sessions.backend = zodb, sql, cache or file)')
+        now = time.time()
+        if cookie_value is not None:
+            loaded = self._load(cookie_value, now)
+        else:
+            loaded = self._load_by_id(session_id, now)
+        if loaded is NO_SESSION:
+            return None
+        return self._manager_for(loaded, transaction_manager, now)
+
+    def _manager_for(self, loaded, transaction_manager, now):
+        session_id, record, data = loaded
 
         def save_now():
             manager.save()
@@ -126,20 +158,33 @@ class SessionFactory:
                                      transaction_manager)
         if (transaction_manager is not None and record is not None
                 and manager.refresh_due(now)):
-            manager.join()
+            with contextlib.suppress(NoTransaction):  # a script's, not begun
+                manager.join()
         return manager
 
     def _load(self, cookie_value, now):
         if not cookie_value:
-            return None, None, None
+            return NO_SESSION
         decoded = self.codec.decode(cookie_value)
         if decoded is None:
-            return None, None, None
-        session_id, record = decoded
+            return NO_SESSION
+        return self._live(*decoded, now)
+
+    def _load_by_id(self, session_id, now):
+        if not (isinstance(session_id, str) and is_session_id(session_id)):
+            return NO_SESSION
+        record = self.store.load(store_key(session_id))
+        if record is None:
+            return NO_SESSION
+        return self._live(session_id, record, now)
+
+    def _live(self, session_id, record, now):
+        """``(session_id, record, data)``, or NO_SESSION when the record has
+        expired or its data cannot be read."""
         expires = min(record.expires, expiry_time(
             self.options, record.created, record.accessed, record.max_age))
         if expires <= now:
-            return None, None, None
+            return NO_SESSION
         try:
             data = self.serializer.loads(record.data)
         except Exception:
@@ -148,13 +193,13 @@ class SessionFactory:
             log.warning('session data in the %s store could not be '
                         'deserialized; starting a new session',
                         self.options.backend, exc_info=True)
-            return None, None, None
+            return NO_SESSION
         if not isinstance(data, dict):
             # valid JSON, say, but a list or a number: no session's data
             log.warning('session data in the %s store is a %s, not a '
                         'mapping; starting a new session',
                         self.options.backend, type(data).__name__)
-            return None, None, None
+            return NO_SESSION
         return session_id, record, data
 
     def set_cookie_header(self, manager):
@@ -172,6 +217,84 @@ class SessionFactory:
         """Release the store's connections and files."""
         if self.store is not None:
             self.store.close()
+
+
+def transaction_manager_for(request):
+    """The transaction manager whose transactions a session opened for
+    ``request`` joins, or ``None``.
+
+    - ``request.tm`` when pyramid_tm manages the request, or says it does:
+      ``environ['tm.active']``, as its tween sets it, or as a test fixture
+      does around many requests (see ``SessionDataManager.settle``).
+    - ``None`` for any other request Pyramid's router serves: pyramid_tm
+      not included, or its tween skipped (``tm.activate_hook``). Nothing
+      would end a transaction the session joined there (the implicit
+      ``transaction.manager`` is the thread's, shared by later requests),
+      so the session is written when the response is made.
+    - ``request.tm`` (when pyramid_tm is included) for a request no router
+      serves: ``pyramid.scripting.prepare()``, ``bootstrap()``, ``pshell``.
+      The script begins and commits or aborts the transaction itself, and
+      no response callback ever runs there. The router sets
+      ``request.invoke_subrequest`` on every request it makes, and
+      ``prepare()`` does not: that is how the two are told apart.
+    """
+    if request.environ.get('tm.active', False):
+        return request.tm
+    if getattr(request, 'invoke_subrequest', None) is not None:
+        return None
+    return getattr(request, 'tm', None)
+
+
+def open_session(request, session_id=None, *, cookie_value=None):
+    """Open an existing session by its id (``session.session_key``) or by
+    the value of its cookie, from a script or an admin view; ``None`` when
+    it does not exist, has expired or the cookie value is not one this
+    application signed.
+
+    The session is a full ``ISession``: read it, change it, ``invalidate()``
+    it (its owner is logged out). Changes commit with the current
+    transaction of ``request.tm``, as ``request.session``'s do; with no
+    transaction under way (no pyramid_tm, or a script that has not begun
+    one) call ``session.save()``, which then writes at once. Nothing is
+    sent to its owner's browser: ``cycle_key()`` and ``invalidate()`` leave
+    the owner's cookie finding nothing.
+
+    Raises :class:`~pyramid_contrib_sessions.exceptions.NoSessionStoreError`
+    with the ``cookie`` backend, which keeps sessions in the browser, and
+    ``TypeError`` unless exactly one of ``session_id`` and ``cookie_value``
+    is given.
+    """
+    factory = request.registry.queryUtility(ISessionFactory)
+    if not isinstance(factory, SessionFactory):
+        raise NoSessionStoreError(
+            f'the application\'s session factory is {factory!r}, not '
+            f'pyramid_contrib_sessions\': include pyramid_contrib_sessions '
+            f'(or set session_factory_from_settings(...) as the session '
+            f'factory) to open stored sessions')
+    manager = factory.open_stored(
+        session_id, cookie_value=cookie_value,
+        transaction_manager=transaction_manager_for(request))
+    if manager is None:
+        return None
+    # written when the response is made, as request.session is (a script
+    # makes no response: its transaction decides)
+    request.add_response_callback(
+        lambda request, response: manager.settle(
+            write=request.exception is None))
+    settle_unanswered(request, manager)
+    return manager.session
+
+
+def settle_unanswered(request, manager):
+    """Settle ``manager`` without writing when ``request`` ends with no
+    response made (the view raised and no exception view answered; no
+    response callback runs then), so that a transaction it joined and
+    that outlives the request (a test fixture's) does not write it later.
+    ``prepare()``'s closer runs this too, when a script is done. A session
+    with no transaction manager joins nothing: nothing to settle."""
+    if manager.transaction_manager is not None:
+        request.add_finished_callback(
+            lambda request: manager.settle(write=False))
 
 
 def _open_backend(options):

@@ -106,8 +106,9 @@ class Session(dict):
             self.session_key = new_session_id()
 
     def save(self):
-        """Persist now: within pyramid_tm, as part of the current
-        transaction; without it, at once."""
+        """Persist now: as part of ``request.tm``'s current transaction
+        when one is under way (pyramid_tm's, or one a script began);
+        without one, at once."""
         self.changed()
         self.save_requested = True
         self._save_hook()

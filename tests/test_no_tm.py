@@ -2,9 +2,15 @@
 not at all when the view raises; ``session.save()`` writes at once. With
 pyramid_tm, ``save()`` only joins the transaction: the contrast is tested
 here too, so the two meanings of save() stay explicit."""
-import pytest
+import gc
+import weakref
 
-from app import ViewFailed
+import pytest
+import transaction
+from pyramid.config import Configurator
+from webtest import TestApp
+
+from app import TEST_SECRET, VIEWS, ViewFailed
 from functional_support import (
     current_record, is_server_side, make_tracked_app, record_for,
     set_cookies, stored_count, the_set_cookie)
@@ -100,3 +106,35 @@ def test_with_tm_save_joins_the_transaction_so_a_later_failure_undoes_it(
     assert app.get('/get').json['data'] == {'n': 1}
     if is_server_side(app):
         assert stored_count(app) == 1
+
+
+def test_a_request_pyramid_tm_skips_joins_no_transaction(any_backend):
+    """``tm.activate_hook`` says no, ``request.tm`` is the thread's
+    implicit manager: the session is written with the response, and a
+    failed request's session is left in no transaction of the thread's
+    (a later commit there must not write it, nor keep it alive)."""
+    sessions = []
+
+    def fail_noting_the_session(request):
+        sessions.append(weakref.ref(request.session))
+        VIEWS['fail'](request)
+
+    settings = {'sessions.secret': TEST_SECRET,
+                'sessions.cookie_secure': 'false',
+                'tm.activate_hook': lambda request: False, **any_backend}
+    with Configurator(settings=settings) as config:
+        config.include('pyramid_tm')
+        config.include('pyramid_contrib_sessions')
+        for name, view in (('set', VIEWS['set']), ('get', VIEWS['get']),
+                           ('fail', fail_noting_the_session)):
+            config.add_route(name, '/' + name)
+            config.add_view(view, route_name=name)
+        app = TestApp(config.make_wsgi_app())
+    store_n(app)
+    with pytest.raises(ViewFailed):
+        app.get('/fail')
+    gc.collect()
+    assert sessions[0]() is None
+    transaction.commit()
+    assert current_record(app).version == 1
+    assert app.get('/get').json['data'] == {'n': 1}

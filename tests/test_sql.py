@@ -17,6 +17,7 @@ from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
+import transaction
 from pyramid.exceptions import ConfigurationError
 from sqlalchemy.orm import sessionmaker
 from webtest import TestApp
@@ -540,6 +541,27 @@ def test_shared_mode_writes_through_the_applications_connection(
     assert store_statements.writes()
     assert session_data(app) == {'before': 1, 'note': 'hello', 'notes': 1,
                                  'alone': 2}
+
+
+def test_shared_mode_in_a_test_fixture_writes_the_session_at_once(
+        notes_beside):
+    """The cookiecutter's test fixture runs every request of a test in one
+    transaction that never commits. The application's note stays in it;
+    the session is written through the store's own connection when the
+    response is made, so the next request reads it."""
+    settings, notes = notes_beside('postgresql')
+    tm = transaction.TransactionManager(explicit=True)
+    tm.begin()
+    tm.doom()
+    app = make_notes_app(settings, notes, shared=True)
+    app.extra_environ.update({'tm.active': True, 'tm.manager': tm})
+    try:
+        app.get('/note', {'text': 'hello'})
+        assert session_data(app) == {'note': 'hello', 'notes': 1}
+    finally:
+        tm.abort()
+    assert notes.texts() == []
+    assert session_data(app) == {'note': 'hello', 'notes': 1}
 
 
 def note_adder(wsgi_app, cookie, count):
