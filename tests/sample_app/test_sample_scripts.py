@@ -94,7 +94,8 @@ def test_without_a_transaction_save_writes_at_once(app):
 
 def test_flash_user_from_the_command_line(backend_file, tmp_path):
     """On the file backend: every bootstrap() builds the application
-    again, and a ZODB file opens once per process."""
+    again, and nothing closes its store (a pool of connections, a ZEO
+    client) before the process ends."""
     ini = tmp_path / 'app.ini'
     settings = {'sqlalchemy.url': f'sqlite:///{tmp_path}/sample.sqlite',
                 'sessions.secret': TEST_SECRET,
