@@ -188,7 +188,7 @@ def test_a_huge_odd_cookie_beside_ours_keeps_the_session(app):
 # cookie browsers keep, each naming our cookie: WebOb's parser took 9.6 s
 # of CPU on it (quadratic in each part).
 HOSTILE_HEADER = '; '.join([COOKIE_NAME + 'a' * 4079 + '!'] * 64)
-# CPU a request may spend on the header (SPEC: a few milliseconds).
+# CPU a request may spend on the header (promised: a few milliseconds).
 HEADER_CPU_BUDGET = 0.050
 
 

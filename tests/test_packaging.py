@@ -64,3 +64,18 @@ def test_demo_log_in_and_out(demo):
     assert page.html.find(id='user') is None
     assert 'You are logged out' in page
     assert visits(page) == 1
+
+
+def shipped_text_files():
+    """What a user reads: the README, the changelog, the docs and the
+    package's own source (its docstrings and error messages)."""
+    yield ROOT / 'README.rst'
+    yield ROOT / 'CHANGES.rst'
+    yield from (ROOT / 'docs').rglob('*.rst')
+    yield from (ROOT / 'pyramid_contrib_sessions').rglob('*.py')
+
+
+def test_no_shipped_text_cites_a_document_users_do_not_have():
+    citing = [str(path.relative_to(ROOT)) for path in shipped_text_files()
+              if 'SPEC' in path.read_text(encoding='utf-8')]
+    assert citing == []
