@@ -5,7 +5,6 @@ import logging
 import re
 import time
 
-from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import ISessionFactory
 from transaction.interfaces import NoTransaction
 from webob.cookies import make_cookie
@@ -76,9 +75,10 @@ class SessionFactory:
             self.store = backend
             self.codec = ServerSideCodec(backend, options.secrets)
             if not options.secrets:
-                log.warning('sessions.secret is not set: session cookies '
-                            'carry bare ids, so every made-up id costs a '
-                            'store lookup; set a secret to sign them')
+                log.warning('%ssecret is not set: session cookies carry '
+                            'bare ids, so every made-up id costs a store '
+                            'lookup; set a secret to sign them',
+                            options.prefix)
 
     def __call__(self, request):
         """The session of ``request``; Pyramid calls this at most once per
@@ -298,17 +298,10 @@ def settle_unanswered(request, manager):
 
 
 def _open_backend(options):
-    """The backend's store (or codec). Backends name their keys
-    ``sessions.<namespace>.<key>`` in errors; an application that reads
-    its settings under another prefix sees its own key names instead."""
-    try:
-        return options.store_factory.from_settings(
-            options.backend_settings, options)
-    except ConfigurationError as error:
-        if options.prefix == 'sessions.':
-            raise
-        raise ConfigurationError(str(error).replace(
-            'sessions.', options.prefix)) from error
+    """The backend's store (or codec); its errors name its keys under the
+    application's prefix, ``options.prefix``."""
+    return options.store_factory.from_settings(options.backend_settings,
+                                               options)
 
 
 def vary_with_cookie(headers):

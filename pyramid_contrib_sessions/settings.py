@@ -10,7 +10,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
 from pyramid.settings import asbool
 
-from .serializers import SERIALIZERS, is_safe_for_untrusted_data
+from .serializers import SERIALIZERS
 from .session import LONGEST_EXPIRY
 
 # name: (dotted name of the store class, the extras that install its client)
@@ -24,17 +24,17 @@ BACKENDS = {
 }
 DEFAULT_BACKEND = 'zodb'
 # Names people reach for that are not backends: the backend that serves
-# them, and the setting that points it there.
-_ON_POSTGRESQL = ('sql', 'sessions.sql.url = postgresql+psycopg://host/db')
-_ON_MYSQL = ('sql', 'sessions.sql.url = mysql+pymysql://host/db')
+# them, and the setting (under the prefix) that points it there.
+_ON_POSTGRESQL = ('sql', 'sql.url = postgresql+psycopg://host/db')
+_ON_MYSQL = ('sql', 'sql.url = mysql+pymysql://host/db')
 BACKEND_ALIASES = {
-    'redis': ('cache', 'sessions.cache.url = redis://host:6379/0'),
-    'memcached': ('cache', 'sessions.cache.url = memcached://host:11211'),
+    'redis': ('cache', 'cache.url = redis://host:6379/0'),
+    'memcached': ('cache', 'cache.url = memcached://host:11211'),
     'sqlalchemy': _ON_POSTGRESQL, 'postgres': _ON_POSTGRESQL,
     'postgresql': _ON_POSTGRESQL, 'mysql': _ON_MYSQL, 'mariadb': _ON_MYSQL,
-    'sqlite': ('sql', 'sessions.sql.url = sqlite:///%(here)s/sessions.db'),
-    'zeo': ('zodb', 'sessions.zodb.uri = zeo://host:8100'),
-    'relstorage': ('zodb', 'sessions.zodb.uri = postgres://host/sessions'),
+    'sqlite': ('sql', 'sql.url = sqlite:///%(here)s/sessions.db'),
+    'zeo': ('zodb', 'zodb.uri = zeo://host:8100'),
+    'relstorage': ('zodb', 'zodb.uri = postgres://host/sessions'),
 }
 MIN_SECRET_LENGTH = 32  # characters: below this a secret is guessable offline
 TWO_WEEKS = 1209600
@@ -83,63 +83,84 @@ class SessionOptions:
 
 
 class SettingsReader:
-    """Reads one prefixed settings mapping, naming keys in its errors."""
+    """Reads the keys under one prefix of a settings mapping; each error
+    names its key in full, under the prefix the application chose."""
 
-    def __init__(self, settings, prefix):
+    def __init__(self, settings, prefix='sessions.'):
         self.settings = settings
         self.prefix = prefix
 
     @classmethod
-    def for_backend(cls, backend_settings, namespace):
+    def for_backend(cls, backend_settings, options, namespace):
         """A reader of the keys a backend's ``from_settings`` receives (the
-        ``sessions.<namespace>.`` prefix removed) whose errors name the full
-        key."""
-        prefix = f'sessions.{namespace}.'
+        ``<prefix><namespace>.`` removed) whose errors name the full key
+        under the application's prefix (``options.prefix``; ``sessions.``
+        without options)."""
+        prefix = 'sessions.' if options is None else options.prefix
+        prefix = f'{prefix}{namespace}.'
         return cls({prefix + name: value
                     for name, value in backend_settings.items()}, prefix)
 
-    def fail(self, name, problem):
-        raise ConfigurationError(f'{self.prefix}{name}: {problem}')
+    def key(self, name):
+        """The full key of setting ``name``, as the application writes
+        it."""
+        return self.prefix + name
+
+    def error(self, name, problem):
+        """The ``ConfigurationError`` saying what is wrong with ``name``."""
+        return ConfigurationError(f'{self.key(name)}: {problem}')
 
     def text(self, name, default=None):
-        value = self.settings.get(self.prefix + name)
+        value = self.settings.get(self.key(name))
         if value is None:
             return default
         value = str(value).strip()
         return value if value else default
 
+    def required(self, name, what):
+        """The text of ``name``, which must be set: ``what`` says what it
+        is, for the error when it is not."""
+        value = self.text(name)
+        if value is None:
+            raise self.error(name, f'required for {what}')
+        return value
+
     def boolean(self, name, default):
-        value = self.settings.get(self.prefix + name)
+        value = self.settings.get(self.key(name))
         if value is None or isinstance(value, bool):
             return default if value is None else value
         text = str(value).strip().lower()
         if text not in ('true', 'false', 'yes', 'no', 'on', 'off', '1', '0',
                         't', 'f', 'y', 'n', ''):
-            self.fail(name, f'{value!r} is not a boolean (use true or false)')
+            raise self.error(name, f'{value!r} is not a boolean (use true '
+                                   f'or false)')
         return asbool(text) if text else default
 
     def seconds(self, name, default=None, minimum=1, maximum=None):
-        value = self.settings.get(self.prefix + name)
+        """Whole seconds, within ``minimum`` and ``maximum``."""
+        value = self.settings.get(self.key(name))
         if value is None or str(value).strip() == '':
             return default
         try:
             number = int(str(value).strip())
         except ValueError:
-            self.fail(name, f'{value!r} is not a whole number of seconds')
+            raise self.error(name, f'{value!r} is not a whole number of '
+                                   f'seconds') from None
         if number < minimum:
-            self.fail(name, f'{number} is below the minimum of {minimum}')
+            raise self.error(name, f'{number} is below the minimum of '
+                                   f'{minimum}')
         if maximum is not None and number > maximum:
-            self.fail(name, f'{number} is above the maximum of {maximum}')
+            raise self.error(name, f'{number} is above the maximum of '
+                                   f'{maximum}')
         return number
 
     def lifetime(self, name, default=None):
         """Seconds a session may live: at most :data:`LONGEST_EXPIRY`."""
         return self.seconds(name, default, maximum=LONGEST_EXPIRY)
 
-
     def positive_seconds(self, name, default):
         """A bound on a wait: seconds, fractions allowed, above zero."""
-        value = self.settings.get(self.prefix + name)
+        value = self.settings.get(self.key(name))
         if value is None or str(value).strip() == '':
             return default
         try:
@@ -147,8 +168,19 @@ class SettingsReader:
         except ValueError:
             seconds = 0
         if not 0 < seconds < float('inf'):
-            self.fail(name, f'{value!r} is not a positive number of seconds')
+            raise self.error(name, f'{value!r} is not a positive number of '
+                                   f'seconds')
         return seconds
+
+    def reject_unknown(self, allowed, reader):
+        """Refuse every key under the prefix but ``allowed``: a misspelt
+        key must not be silently ignored. ``reader`` names who reads them
+        (``the file backend``)."""
+        for key in self.settings:
+            name = key[len(self.prefix):]
+            if key.startswith(self.prefix) and name not in allowed:
+                raise self.error(name, f'unknown setting for {reader} (it '
+                                       f'reads: {", ".join(sorted(allowed))})')
 
 
 def parse_settings(settings, prefix='sessions.'):
@@ -156,14 +188,15 @@ def parse_settings(settings, prefix='sessions.'):
     read = SettingsReader(settings, prefix)
     backend = read.text('backend', DEFAULT_BACKEND)
     store_factory, namespace = _resolve_backend(read, backend)
-    _reject_unknown_keys(settings, prefix, namespace)
+    _reject_unknown_keys(read, namespace)
     secrets_ = tuple(read.text('secret', '').split())
     for secret in secrets_:
         if len(secret) < MIN_SECRET_LENGTH:
-            read.fail('secret', f'each secret needs at least '
-                                f'{MIN_SECRET_LENGTH} characters; generate '
-                                f'one with: python -c "import secrets; '
-                                f'print(secrets.token_urlsafe(32))"')
+            raise read.error('secret', f'each secret needs at least '
+                                       f'{MIN_SECRET_LENGTH} characters; '
+                                       f'generate one with: python -c '
+                                       f'"import secrets; '
+                                       f'print(secrets.token_urlsafe(32))"')
     timeout = read.lifetime('timeout')
     options = SessionOptions(
         backend=backend,
@@ -188,7 +221,8 @@ def parse_settings(settings, prefix='sessions.'):
         prefix=prefix,
         application_sqlalchemy_url=settings.get('sqlalchemy.url'),
     )
-    _check_consistency(read, options)
+    _check_cookie(read, options)
+    _check_reissue_time(read, options)
     return options
 
 
@@ -200,53 +234,56 @@ def _resolve_backend(read, backend):
     else:
         # a bare word names no class: it is a misspelt or borrowed name,
         # never a module to import (``redis`` would import redis-py)
-        read.fail('backend', _not_a_backend(backend))
+        raise read.error('backend', _not_a_backend(read, backend))
     try:
         factory = DottedNameResolver().resolve(dotted)
     except ImportError as error:
         if backend not in BACKENDS:
-            read.fail('backend', f'{backend!r} is neither one of '
-                                 f'{", ".join(sorted(BACKENDS))} nor an '
-                                 f'importable dotted name ({error})')
+            raise read.error('backend', f'{backend!r} is neither one of '
+                                        f'{", ".join(sorted(BACKENDS))} nor '
+                                        f'an importable dotted name '
+                                        f'({error})') from error
         hint = (f'install the extra pyramid_contrib_sessions{extra}'
                 if extra else 'this installation is incomplete')
-        read.fail('backend', f'the {backend} backend cannot be imported '
-                             f'({error}); {hint}')
+        raise read.error('backend', f'the {backend} backend cannot be '
+                                    f'imported ({error}); {hint}') from error
     if not hasattr(factory, 'from_settings'):
-        read.fail('backend', f'{backend!r} has no from_settings(): a backend '
-                             f'implements pyramid_contrib_sessions.'
-                             f'interfaces.ISessionStoreFactory')
+        raise read.error('backend', f'{backend!r} has no from_settings(): a '
+                                    f'backend implements '
+                                    f'pyramid_contrib_sessions.interfaces.'
+                                    f'ISessionStoreFactory')
     return factory, getattr(factory, 'settings_namespace', None)
 
 
-def _not_a_backend(name):
+def _not_a_backend(read, name):
     """Why ``name`` is no backend, with the one most likely meant."""
     close = difflib.get_close_matches(
         name.lower(), sorted(BACKENDS) + sorted(BACKEND_ALIASES), n=1)
     hint = '.'
     if close:
         meant, example = BACKEND_ALIASES.get(close[0], (close[0], None))
-        hint = f'; did you mean {meant}, with {example}?' if example \
-            else f'; did you mean {meant}?'
+        hint = f'; did you mean {meant}, with {read.key(example)}?' \
+            if example else f'; did you mean {meant}?'
     return (f'{name!r} is not a backend{hint} The backends are '
             f'{", ".join(sorted(BACKENDS))}, or the dotted name of a store '
             f'class (package.module.Class)')
 
 
-def _reject_unknown_keys(settings, prefix, namespace):
+def _reject_unknown_keys(read, namespace):
     """A misspelt key must not be silently ignored. Keys of the other
-    built-in backends are let through, so switching backends is one line."""
+    built-in backends are let through, so switching backends is one line;
+    the backend checks its own."""
     known_namespaces = set(BACKENDS) | {namespace}
-    for key in settings:
-        if not key.startswith(prefix):
+    for key in read.settings:
+        if not key.startswith(read.prefix):
             continue
-        name = key[len(prefix):]
+        name = key[len(read.prefix):]
         head = name.split('.', 1)[0]
         if name in GENERAL_KEYS or ('.' in name and head in known_namespaces):
             continue
         close = difflib.get_close_matches(name, sorted(GENERAL_KEYS), n=1)
-        hint = f'; did you mean {prefix}{close[0]}?' if close else ''
-        raise ConfigurationError(f'{key}: unknown setting{hint}')
+        hint = f'; did you mean {read.key(close[0])}?' if close else ''
+        raise read.error(name, f'unknown setting{hint}')
 
 
 def _namespace_settings(settings, prefix, namespace):
@@ -260,7 +297,8 @@ def _namespace_settings(settings, prefix, namespace):
 def _samesite(read):
     value = read.text('cookie_samesite', 'Lax')
     if value.lower() not in SAMESITE_VALUES:
-        read.fail('cookie_samesite', f'{value!r} is not Strict, Lax or None')
+        raise read.error('cookie_samesite', f'{value!r} is not Strict, Lax '
+                                            f'or None')
     return SAMESITE_VALUES[value.lower()]
 
 
@@ -271,66 +309,57 @@ def _serializer(read):
     try:
         serializer = DottedNameResolver().resolve(name)
     except ImportError as error:
-        read.fail('serializer', f'{name!r} is not json, pickle or an '
-                                f'importable dotted name ({error})')
+        raise read.error('serializer', f'{name!r} is not json, pickle or an '
+                                       f'importable dotted name '
+                                       f'({error})') from error
     if isinstance(serializer, type):
         serializer = serializer()
     if not (callable(getattr(serializer, 'dumps', None))
             and callable(getattr(serializer, 'loads', None))):
-        read.fail('serializer', f'{name!r} has no dumps() and loads()')
+        raise read.error('serializer', f'{name!r} has no dumps() and loads()')
     if not isinstance(serializer.dumps({}), bytes):
-        read.fail('serializer', f'{name}.dumps() must return bytes')
+        raise read.error('serializer', f'{name}.dumps() must return bytes')
     return serializer
 
 
-def _check_consistency(read, options):
+def _check_cookie(read, options):
+    """The cookie's attributes together: what browsers would refuse or
+    never send back."""
     if options.cookie_samesite == 'None' and not options.cookie_secure:
-        read.fail('cookie_samesite', 'None needs sessions.cookie_secure = '
-                                     'true (browsers refuse it otherwise)')
+        raise read.error('cookie_samesite', f'None needs '
+                                            f'{read.key("cookie_secure")} = '
+                                            f'true (browsers refuse it '
+                                            f'otherwise)')
     for key in ('cookie_path', 'cookie_domain'):
         value = getattr(options, key)
         if value is not None and not COOKIE_ATTRIBUTE.fullmatch(value):
-            read.fail(key, f'{value!r} holds a character a cookie cannot '
-                           f'carry as it is (a control character, non-ASCII, '
-                           f'", ",", ";" or a backslash): the cookie would '
-                           f'never be sent back')
+            raise read.error(key, f'{value!r} holds a character a cookie '
+                                  f'cannot carry as it is (a control '
+                                  f'character, non-ASCII, ", ",", ";" or a '
+                                  f'backslash): the cookie would never be '
+                                  f'sent back')
     name = options.cookie_name
     if not COOKIE_NAME.match(name):
-        read.fail('cookie_name', f'{name!r} is not a valid cookie name')
+        raise read.error('cookie_name', f'{name!r} is not a valid cookie '
+                                        f'name')
     # browsers match these prefixes in any case (RFC 6265bis)
     lowered = name.lower()
     if lowered.startswith(('__secure-', '__host-')) \
             and not options.cookie_secure:
-        read.fail('cookie_name', f'the {name.split("-")[0]}- prefix needs '
-                                 f'sessions.cookie_secure = true')
+        raise read.error('cookie_name', f'the {name.split("-")[0]}- prefix '
+                                        f'needs {read.key("cookie_secure")} '
+                                        f'= true')
     if lowered.startswith('__host-') and (options.cookie_domain
                                           or options.cookie_path != '/'):
-        read.fail('cookie_name', 'the __Host- prefix needs sessions.'
-                                 'cookie_path = / and no sessions.'
-                                 'cookie_domain')
+        raise read.error('cookie_name', f'the __Host- prefix needs '
+                                        f'{read.key("cookie_path")} = / and '
+                                        f'no {read.key("cookie_domain")}')
+
+
+def _check_reissue_time(read, options):
     if (options.timeout and options.reissue_time is not None
             and options.reissue_time >= options.timeout):
-        read.fail('reissue_time', f'{options.reissue_time} must be below '
-                                  f'sessions.timeout ({options.timeout}), or '
-                                  f'active sessions would time out')
-    if options.backend == 'cookie':
-        if not options.secrets:
-            read.fail('secret', 'the cookie backend needs a secret to sign '
-                                'its cookies')
-        if not is_safe_for_untrusted_data(options.serializer):
-            read.fail('serializer', 'the cookie backend reads what the '
-                                    'client sends back, so it takes json or '
-                                    'a serializer that declares '
-                                    'safe_for_untrusted_data = True (pickle '
-                                    'and marshal would run code a client '
-                                    'forged with a leaked secret)')
-
-
-def reject_unknown_backend_keys(backend_settings, namespace, allowed):
-    """For a backend's ``from_settings``: refuse keys it does not read."""
-    for name in backend_settings:
-        if name not in allowed:
-            raise ConfigurationError(
-                f'sessions.{namespace}.{name}: unknown setting for the '
-                f'{namespace} backend (it reads: '
-                f'{", ".join(sorted(allowed))})')
+        raise read.error('reissue_time', f'{options.reissue_time} must be '
+                                         f'below {read.key("timeout")} '
+                                         f'({options.timeout}), or active '
+                                         f'sessions would time out')

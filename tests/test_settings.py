@@ -11,16 +11,18 @@ import pytest
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import ISessionFactory
+from webtest import TestApp
 
-from app import TEST_SECRET, make_app
+from app import TEST_SECRET, VIEWS, make_app
 from functional_support import session_cookie
 
 from pyramid_contrib_sessions import session_factory_from_settings
 from pyramid_contrib_sessions.backends.file import FileStore
+from pyramid_contrib_sessions.exceptions import StoreError
 from pyramid_contrib_sessions.keys import b64decode
 from pyramid_contrib_sessions.serializers import JSONSerializer
 from pyramid_contrib_sessions.settings import (
-    parse_settings, reject_unknown_backend_keys)
+    SettingsReader, parse_settings)
 
 DEFAULTS = {
     'secrets': (), 'cookie_name': 'sessionid', 'cookie_age': 1209600,
@@ -51,11 +53,9 @@ class MyStore(FileStore):
 
     @classmethod
     def from_settings(cls, settings, options):
-        reject_unknown_backend_keys(settings, 'mystore', {'directory'})
-        directory = settings.get('directory')
-        if not directory:
-            raise ConfigurationError('sessions.mystore.directory: required')
-        return cls(directory)
+        read = SettingsReader.for_backend(settings, options, 'mystore')
+        read.reject_unknown({'directory'}, 'the mystore backend')
+        return cls(read.required('directory', 'the mystore backend'))
 
 
 @pytest.fixture
@@ -302,3 +302,45 @@ def test_another_prefix_names_its_own_backend_keys():
         session_factory_from_settings(
             {'app.sessions.backend': 'file',
              'app.sessions.secret': TEST_SECRET}, prefix='app.sessions.')
+
+
+def app_under_prefix(settings, prefix='app.'):
+    """A WebTest app whose session factory reads its settings under
+    ``prefix`` (as an application that namespaces its settings does), with
+    pyramid_tm and the test views."""
+    with Configurator(settings=settings) as config:
+        config.include('pyramid_tm')
+        config.set_session_factory(
+            session_factory_from_settings(settings, prefix=prefix))
+        for name, view in VIEWS.items():
+            config.add_route(name, '/' + name)
+            config.add_view(view, route_name=name)
+        return TestApp(config.make_wsgi_app())
+
+
+def test_another_prefix_leaves_the_values_in_errors_alone(tmp_path):
+    """The error names the key under the application's prefix, and quotes
+    the URI as the application wrote it, ``sessions`` in it included."""
+    (tmp_path / 'sessions.fs').mkdir()  # no FileStorage opens a directory
+    uri = f'file://{tmp_path}/sessions.fs'
+    with pytest.raises(ConfigurationError) as raised:
+        app_under_prefix({'app.backend': 'zodb', 'app.zodb.uri': uri,
+                          'app.secret': TEST_SECRET})
+    message = str(raised.value)
+    assert message.startswith('app.zodb.uri: ')
+    assert f'{tmp_path}/sessions.fs' in message
+
+
+def failing_dbsession():
+    raise RuntimeError('no request session here')
+
+
+def test_another_prefix_names_its_keys_in_errors_while_serving(tmp_path):
+    app = app_under_prefix({
+        'app.backend': 'sql', 'app.secret': TEST_SECRET,
+        'app.cookie_secure': 'false',
+        'app.sql.url': f'sqlite:///{tmp_path}/sessions.sqlite',
+        'app.sql.dbsession': failing_dbsession})
+    with pytest.raises(StoreError, match=r'sql backend: app\.sql\.dbsession '
+                                         r'\(.*no request session here'):
+        app.get('/set', {'key': 'a', 'value': '1'})

@@ -1,15 +1,38 @@
 """One thin module per store; the shared logic lives above them.
 
-What several stores share lives here: :class:`AppliedChange`, the prepared
-change of a store that cannot stage a change invisibly (a cache server, a
+What several stores share lives here: :func:`check_version`, the check
+that a write finds the version it expects; :func:`redact_url`, a URL fit
+for an error message; :class:`AppliedChange`, the prepared change of a
+store that cannot stage a change invisibly (a cache server, a
 ZODB connection of its own) and so applies it when staging and compensates
 on abort. An abort of the transaction (another resource failing its commit
 or vote) runs that compensation; only a crash between the staging and the
 finish leaves such a change without the rest of the transaction.
 """
+import re
+
 from zope.interface import implementer
 
+from ..exceptions import StaleRecordError
 from ..interfaces import IPreparedChange
+
+# a password in a URL's user part (scheme://user:password@host), and in a
+# query argument (RelStorage's and ZEO's ...?password=...)
+URL_PASSWORD = re.compile(r'(://[^/@:]*:)[^/@]*@')
+QUERY_PASSWORD = re.compile(r'(password=)[^&]*')
+
+
+def check_version(current, expected_version):
+    """Raise :class:`StaleRecordError` unless ``current``, the record a
+    write found (``None`` for none), has the version the write expects
+    (``None`` for a new session)."""
+    if (None if current is None else current.version) != expected_version:
+        raise StaleRecordError(current)
+
+
+def redact_url(url):
+    """``url`` without the password it may carry, for error messages."""
+    return QUERY_PASSWORD.sub(r'\1***', URL_PASSWORD.sub(r'\1***@', url))
 
 
 @implementer(IPreparedChange)

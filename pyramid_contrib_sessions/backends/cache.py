@@ -43,13 +43,13 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from pyramid.exceptions import ConfigurationError
 from zope.interface import implementer, provider
 
 from ..interfaces import ISessionStore, ISessionStoreFactory
 from ..keys import checked_store_key
 from ..record import record_from_bytes
-from ..settings import SettingsReader, reject_unknown_backend_keys
+from ..settings import SettingsReader
+from . import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -70,49 +70,44 @@ URL_FORMS = ('redis://host:port/db, rediss://host:port/db, '
 
 @dataclass(frozen=True)
 class CacheSettings:
-    """The ``sessions.cache.*`` settings, parsed."""
+    """The ``sessions.cache.*`` settings, parsed; ``read`` names them in
+    errors."""
 
     url: str
     prefix: str
     connect_timeout: float
     socket_timeout: float
+    read: SettingsReader
 
     @classmethod
-    def read(cls, settings):
-        reject_unknown_backend_keys(
-            settings, 'cache',
-            {'url', 'prefix', 'connect_timeout', 'socket_timeout'})
-        url = str(settings.get('url') or '').strip()
-        if not url:
-            raise ConfigurationError(f'sessions.cache.url: required for the '
-                                     f'cache backend ({URL_FORMS})')
+    def parse(cls, settings, options):
+        read = SettingsReader.for_backend(settings, options, 'cache')
+        read.reject_unknown(
+            {'url', 'prefix', 'connect_timeout', 'socket_timeout'},
+            'the cache backend')
+        url = read.required('url', f'the cache backend ({URL_FORMS})')
         try:
             urlsplit(url)
         except ValueError as error:
-            raise ConfigurationError(
-                f'sessions.cache.url: {error} ({URL_FORMS})') from error
+            raise read.error('url', f'{error} ({URL_FORMS})') from error
         prefix = settings.get('prefix')
         if prefix is None:
             prefix = DEFAULT_PREFIX
-        read = SettingsReader.for_backend(settings, 'cache')
         return cls(url=url, prefix=str(prefix).strip(),
                    connect_timeout=read.positive_seconds(
                        'connect_timeout', DEFAULT_TIMEOUT),
                    socket_timeout=read.positive_seconds(
-                       'socket_timeout', DEFAULT_TIMEOUT))
+                       'socket_timeout', DEFAULT_TIMEOUT),
+                   read=read)
 
     @property
     def scheme(self):
         return urlsplit(self.url).scheme.lower()
 
-
-def url_error(url, problem):
-    """The ``ConfigurationError`` for a ``sessions.cache.url`` that cannot
-    be used (its password, if any, left out)."""
-    password = urlsplit(url).password
-    if password:
-        url = url.replace(f':{password}@', ':***@', 1)
-    return ConfigurationError(f'sessions.cache.url: {url!r}: {problem}')
+    def url_error(self, problem):
+        """The ``ConfigurationError`` for a URL that cannot be used (its
+        password, if any, left out)."""
+        return self.read.error('url', f'{redact_url(self.url)!r}: {problem}')
 
 
 @implementer(ISessionStore)
@@ -132,18 +127,18 @@ class CacheStore:
     def from_settings(cls, settings, options):
         """The store for ``sessions.cache.url``, connected: a server that
         cannot be reached at start-up is a ``ConfigurationError``."""
-        config = CacheSettings.read(settings)
+        config = CacheSettings.parse(settings, options)
         if config.scheme not in STORES:
-            raise url_error(config.url, f'unsupported scheme; use {URL_FORMS}')
+            raise config.url_error(f'unsupported scheme; use {URL_FORMS}')
         module, class_name, extra = STORES[config.scheme]
         try:
             store_class = getattr(importlib.import_module(
                 f'{__package__}.{module}'), class_name)
         except ImportError as error:
-            raise ConfigurationError(
-                f'sessions.cache.url: a {config.scheme}:// URL needs the '
-                f'{extra} client ({error}); install '
-                f'pyramid_contrib_sessions[{extra}]') from error
+            raise config.read.error(
+                'url', f'a {config.scheme}:// URL needs the {extra} client '
+                       f'({error}); install pyramid_contrib_sessions'
+                       f'[{extra}]') from error
         return store_class.connect(config)
 
     def server_key(self, key):

@@ -12,32 +12,30 @@ import hashlib
 import hmac
 import os
 
-from pyramid.exceptions import ConfigurationError
 from zope.interface import implementer, provider
 
 from ..exceptions import SessionCookieTooLargeError
 from ..interfaces import ISessionCodec, ISessionStoreFactory
 from ..keys import Signer, b64decode, b64encode, is_session_id
 from ..record import record_from_bytes, record_to_bytes
-from ..settings import SettingsReader, reject_unknown_backend_keys
+from ..serializers import is_safe_for_untrusted_data
+from ..settings import SettingsReader
 
 # Browsers drop a cookie whose name and value pass about 4096 bytes.
 MAX_COOKIE_BYTES = 4093
 ID_LENGTH = 43
 NONCE_BYTES = 12
+UNSAFE_SERIALIZER = (
+    'the cookie backend reads what the client sends back, so it takes json '
+    'or a serializer that declares safe_for_untrusted_data = True (pickle '
+    'and marshal would run code a client forged with a leaked secret)')
 
 
 class _Encryptor:
     """AES-GCM with one key per secret: the first encrypts, all decrypt."""
 
     def __init__(self, secrets, associated_data):
-        try:
-            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-        except ImportError as error:
-            raise ConfigurationError(
-                'sessions.cookie.encrypt: needs the cryptography package; '
-                'install the extra pyramid_contrib_sessions[encryption]'
-            ) from error
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         self._ciphers = [
             AESGCM(hmac.new(secret.encode('utf-8'), b'session-cookie-aead',
                             hashlib.sha256).digest())
@@ -100,10 +98,24 @@ class CookieStore:
 
     @classmethod
     def from_settings(cls, settings, options):
-        reject_unknown_backend_keys(settings, 'cookie', {'encrypt'})
-        encrypt = SettingsReader.for_backend(settings, 'cookie').boolean(
-            'encrypt', False)
-        return cls(options.secrets, options.cookie_name, encrypt=encrypt)
+        """``sessions.cookie.encrypt`` (default false); needs a secret,
+        and a serializer safe for what a client sends back."""
+        general = SettingsReader({}, options.prefix)
+        if not options.secrets:
+            raise general.error('secret', 'the cookie backend needs a secret '
+                                          'to sign its cookies')
+        if not is_safe_for_untrusted_data(options.serializer):
+            raise general.error('serializer', UNSAFE_SERIALIZER)
+        read = SettingsReader.for_backend(settings, options, 'cookie')
+        read.reject_unknown({'encrypt'}, 'the cookie backend')
+        encrypt = read.boolean('encrypt', False)
+        try:
+            return cls(options.secrets, options.cookie_name, encrypt=encrypt)
+        except ImportError as error:
+            raise read.error('encrypt', 'needs the cryptography package; '
+                                        'install the extra '
+                                        'pyramid_contrib_sessions'
+                                        '[encryption]') from error
 
     def encode(self, session_id, record):
         value = self._seal.seal(session_id.encode('ascii')

@@ -49,14 +49,14 @@ import os
 import secrets
 import time
 
-from pyramid.exceptions import ConfigurationError
 from zope.interface import implementer, provider
 
-from ..exceptions import StaleRecordError, StoreError
+from ..exceptions import StoreError
 from ..interfaces import IPreparedChange, ISessionStore, ISessionStoreFactory
 from ..keys import checked_store_key, is_store_key
 from ..record import record_from_bytes, record_to_bytes
-from ..settings import reject_unknown_backend_keys
+from ..settings import SettingsReader
+from . import check_version
 
 log = logging.getLogger(__name__)
 
@@ -226,18 +226,15 @@ class FileStore:
 
     @classmethod
     def from_settings(cls, settings, options):
-        reject_unknown_backend_keys(settings, 'file', {'path'})
-        path = (settings.get('path') or '').strip()
-        if not path:
-            raise ConfigurationError(
-                'sessions.file.path: required for the file backend (the '
-                'directory that holds the session files)')
+        read = SettingsReader.for_backend(settings, options, 'file')
+        read.reject_unknown({'path'}, 'the file backend')
+        path = read.required('path', 'the file backend (the directory that '
+                                     'holds the session files)')
         try:
             return cls(path)
         except OSError as error:
-            raise ConfigurationError(
-                f'sessions.file.path: cannot use {path!r} as the session '
-                f'directory: {error}') from error
+            raise read.error('path', f'cannot use {path!r} as the session '
+                                     f'directory: {error}') from error
 
     # reading
 
@@ -270,9 +267,7 @@ class FileStore:
         path = self._file(key)
         with self._locked(key) as lock_fd:
             current = self._read(path)
-            if (None if current is None else current.version) \
-                    != expected_version:
-                raise StaleRecordError(current)
+            check_version(current, expected_version)
             return self._replacement(lock_fd, key, current, record)
 
     def prepare_touch(self, key, accessed, expires, expected_version):

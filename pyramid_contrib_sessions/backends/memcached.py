@@ -59,14 +59,13 @@ import time
 from functools import partial
 
 from pymemcache.client.base import PooledClient
-from pyramid.exceptions import ConfigurationError
 from pymemcache.client.rendezvous import RendezvousHash
 from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
-from ..exceptions import SessionConflictError, StaleRecordError, StoreError
+from ..exceptions import SessionConflictError, StoreError
 from ..record import record_to_bytes
-from . import NOTHING_CHANGED, AppliedChange
-from .cache import CacheStore, url_error
+from . import NOTHING_CHANGED, AppliedChange, check_version
+from .cache import CacheStore
 
 log = logging.getLogger(__name__)
 
@@ -97,21 +96,22 @@ def exptime(expires, now=None):
     return remaining
 
 
-def parse_servers(url):
-    """The ``(host, port)`` of each server a ``memcached://`` URL lists."""
-    hosts, _, rest = url.split('://', 1)[1].partition('/')
+def parse_servers(config):
+    """The ``(host, port)`` of each server the ``memcached://`` URL of
+    ``config`` (a CacheSettings) lists."""
+    hosts, _, rest = config.url.split('://', 1)[1].partition('/')
     if rest or '?' in hosts or '#' in hosts:
-        raise url_error(url, 'list only servers: '
-                             'memcached://host:port[,host:port...]')
+        raise config.url_error('list only servers: '
+                               'memcached://host:port[,host:port...]')
     servers = []
     for part in hosts.split(','):
         match = SERVER.match(part.strip())
         port = int(match.group(2) or DEFAULT_PORT) if match else 0
         if not 0 < port < 65536:
-            raise url_error(url, f'{part.strip()!r} is not host:port')
+            raise config.url_error(f'{part.strip()!r} is not host:port')
         server = (match.group(1).strip('[]'), port)
         if server in servers:
-            raise url_error(url, f'{part.strip()!r} is listed twice')
+            raise config.url_error(f'{part.strip()!r} is listed twice')
         servers.append(server)
     return servers
 
@@ -150,11 +150,15 @@ class MemcachedStore(CacheStore):
     def connect(cls, config):
         """The store for ``config`` (a CacheSettings), after asking each
         server for its version."""
-        servers = parse_servers(config.url)
+        servers = parse_servers(config)
         prefix = config.prefix
         if (not KEY_CHARACTERS.match(prefix)
                 or len(prefix) + 64 > MAX_KEY_LENGTH):
-            raise _bad_prefix(prefix)
+            raise config.read.error('prefix', f'{prefix!r} cannot start a '
+                                              f'memcached key: use printable '
+                                              f'ASCII without spaces, at '
+                                              f'most {MAX_KEY_LENGTH - 64} '
+                                              f'characters')
         store = cls(servers, prefix, config.connect_timeout,
                     config.socket_timeout)
         for address, client in store._clients().items():
@@ -162,9 +166,8 @@ class MemcachedStore(CacheStore):
                 client.version()
             except (MemcacheError, OSError) as error:
                 store.close()
-                raise url_error(config.url, f'cannot reach the memcached '
-                                            f'server at {address}: {error}'
-                                ) from error
+                raise config.url_error(f'cannot reach the memcached server '
+                                       f'at {address}: {error}') from error
         return store
 
     def _clients(self):
@@ -239,9 +242,7 @@ class MemcachedStore(CacheStore):
         item = record_to_bytes(record)
         current, token = self._replaced(name, expected_version)
         for _ in range(MAX_RACES):
-            if (None if current is None else current.version) \
-                    != expected_version:
-                raise StaleRecordError(current)
+            check_version(current, expected_version)
             stored, sent_again = self._store(name, item, token,
                                              record.expires)
             if stored:
@@ -296,13 +297,6 @@ class MemcachedStore(CacheStore):
     def close(self):
         for client in self._clients().values():
             client.close()
-
-
-def _bad_prefix(prefix):
-    return ConfigurationError(
-        f'sessions.cache.prefix: {prefix!r} cannot start a memcached key: '
-        f'use printable ASCII without spaces, at most '
-        f'{MAX_KEY_LENGTH - 64} characters')
 
 
 def _unreachable(address, error):

@@ -47,7 +47,7 @@ from redis.retry import Retry
 from ..exceptions import StaleRecordError, StoreError
 from ..record import record_to_bytes
 from . import NOTHING_CHANGED, AppliedChange
-from .cache import CacheStore, url_error
+from .cache import CacheStore
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +157,8 @@ class RedisStore(CacheStore):
             store._client.ping()
         except redis.RedisError as error:
             pool.disconnect()
-            raise url_error(config.url, f'cannot reach the redis server at '
-                                        f'{store.address}: {error}') from error
+            raise config.url_error(f'cannot reach the redis server at '
+                                   f'{store.address}: {error}') from error
         return store
 
     @contextlib.contextmanager
@@ -277,10 +277,10 @@ def _cannot_undo():
 def _pool_from_url(config):
     """One connection pool for the process, from ``sessions.cache.url``."""
     url = config.url
-    parts = _split(url)
+    parts = _split(config)
     if parts.scheme != 'unix' and not DB_PATH.match(parts.path):
-        raise url_error(url, 'the path must be a database number, as in '
-                             'redis://host:6379/0')
+        raise config.url_error('the path must be a database number, as in '
+                               'redis://host:6379/0')
     try:
         return redis.ConnectionPool.from_url(
             url,
@@ -290,16 +290,16 @@ def _pool_from_url(config):
             # have run (see _sent)
             retry=Retry(NoBackoff(), 0))
     except (ValueError, TypeError) as error:
-        raise url_error(url, str(error)) from error
+        raise config.url_error(str(error)) from error
 
 
-def _split(url):
-    """``urlsplit``, with a bad port as the URL's error."""
-    parts = urlsplit(url)
+def _split(config):
+    """``urlsplit`` of the URL, with a bad port as the URL's error."""
+    parts = urlsplit(config.url)
     try:
         parts.port
     except ValueError as error:
-        raise url_error(url, str(error)) from error
+        raise config.url_error(str(error)) from error
     return parts
 
 

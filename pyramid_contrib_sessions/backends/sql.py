@@ -114,7 +114,7 @@ LIBPQ_MIN_CONNECT_TIMEOUT = 2  # whole seconds; libpq rounds less up to 2
 SHARED = 'pyramid_contrib_sessions.shared'
 SQLITE_LOCKED = 'database is locked'
 SHARE_THE_FILE = ('to keep sessions in the application\'s own SQLite file, '
-                  'set sessions.sql.dbsession (shared mode); otherwise keep '
+                  'set {dbsession} (shared mode); otherwise keep '
                   'them in another file')
 MYSQL_DEADLOCK = 1213
 SQLSTATE_TRANSACTION_ROLLBACK = '40'  # PostgreSQL: deadlock, serialization
@@ -167,13 +167,14 @@ def skip_session_table(name=DEFAULT_TABLE):
 
 # the engine
 
-def engine_from_settings(settings):
+def engine_from_settings(settings, options=None):
     """The engine ``settings`` (``sessions.sql.*`` keys without the prefix,
     and without the store's own keys) describe; ``ConfigurationError``
-    naming the key for what is missing or wrong."""
-    url = _parse_url(settings.get('url'))
+    naming the key (under ``options.prefix``) for what is missing or
+    wrong."""
+    read = SettingsReader.for_backend(settings, options, 'sql')
+    url = _parse_url(read)
     backend = url.get_backend_name()
-    read = SettingsReader.for_backend(settings, 'sql')
     connect_timeout = read.positive_seconds('connect_timeout',
                                             DEFAULT_CONNECT_TIMEOUT)
     socket_timeout = read.positive_seconds('socket_timeout',
@@ -191,12 +192,12 @@ def engine_from_settings(settings):
                       and 'pool_reset_on_return' not in settings)
     if reset_by_store:
         defaults['pool_reset_on_return'] = None  # _on_mysql_reset instead
-    engine = _engine_from_config(settings, defaults, url, backend)
+    engine = _engine_from_config(read, settings, defaults, url)
     _keep_rows_out_of_logs(defaults['logging_name'])
     if reset_by_store:
         event.listen(engine, 'reset', _on_mysql_reset)
     if backend != 'sqlite':
-        _bound_replies(engine, socket_timeout)
+        _bound_replies(engine, socket_timeout, read.key('socket_timeout'))
     return engine
 
 
@@ -241,12 +242,12 @@ class NoReplyError(SQLAlchemyError):
     the statement)."""
 
 
-def _bound_replies(engine, seconds):
+def _bound_replies(engine, seconds, setting):
     """Bound every wait for the server's reply to a statement, a COMMIT or
     a ROLLBACK: on a PostgreSQL driver with a socket (psycopg), a
     :class:`~.reply_deadline.ReplyDeadline` shuts the connection when the
     wait passes ``seconds``; PyMySQL times out by itself. Either way the
-    error is a NoReplyError naming the setting, and the connection is
+    error is a NoReplyError naming the ``setting``, and the connection is
     discarded."""
     deadline = ReplyDeadline(seconds) if (
         engine.dialect.name == 'postgresql') else None
@@ -272,7 +273,7 @@ def _bound_replies(engine, seconds):
         if late:
             context.is_disconnect = True  # discard the connection
             return NoReplyError(f'no reply within {seconds:g} s '
-                                f'(sessions.sql.socket_timeout)')
+                                f'({setting})')
         return None
 
     if deadline is not None:
@@ -290,56 +291,54 @@ def _dbapi_connection(connection):
     return connection.connection.dbapi_connection
 
 
-def _engine_from_config(settings, defaults, url, backend):
+def _engine_from_config(read, settings, defaults, url):
     try:
         return sa.engine_from_config(settings, prefix='', **defaults)
     except NoSuchModuleError as error:
-        raise ConfigurationError(
-            f'sessions.sql.url: no SQLAlchemy dialect for '
-            f'{url.drivername!r}: {error}') from error
+        raise read.error('url', f'no SQLAlchemy dialect for '
+                                f'{url.drivername!r}: {error}') from error
     except ImportError as error:
-        raise ConfigurationError(
-            f'sessions.sql.url: the database driver for {url.drivername} is '
-            f'not installed ({error}); install '
-            f'pyramid_contrib_sessions[{DRIVER_EXTRAS[backend]}]') from error
+        extra = DRIVER_EXTRAS[url.get_backend_name()]
+        raise read.error('url', f'the database driver for {url.drivername} '
+                                f'is not installed ({error}); install '
+                                f'pyramid_contrib_sessions[{extra}]'
+                         ) from error
     except TypeError as error:
-        raise ConfigurationError(_unknown_engine_keys(error)) from error
+        raise ConfigurationError(
+            _unknown_engine_keys(read, error)) from error
     except (ValueError, SQLAlchemyError) as error:
-        raise ConfigurationError(
-            f'sessions.sql.*: cannot configure the engine: {error}') from error
+        raise read.error('*', f'cannot configure the engine: '
+                              f'{error}') from error
 
 
-def _parse_url(text):
-    if not text or not str(text).strip():
-        raise ConfigurationError(
-            'sessions.sql.url: required for the sql backend, a SQLAlchemy '
-            'URL such as sqlite:///%(here)s/var/sessions.sqlite, '
-            'postgresql+psycopg://user:password@host/dbname or '
-            'mysql+pymysql://user:password@host/dbname')
+def _parse_url(read):
+    text = read.required('url', 'the sql backend, a SQLAlchemy URL such as '
+                                'sqlite:///%(here)s/var/sessions.sqlite, '
+                                'postgresql+psycopg://user:password@host/'
+                                'dbname or mysql+pymysql://user:password@'
+                                'host/dbname')
     try:
-        url = sa.engine.make_url(str(text).strip())
+        url = sa.engine.make_url(text)
     except (sa.exc.ArgumentError, ValueError) as error:
         # the message does not repeat the text, which may hold a password
-        raise ConfigurationError(
-            'sessions.sql.url: not a SQLAlchemy URL '
-            '(dialect+driver://user:password@host/dbname)') from error
+        raise read.error('url', 'not a SQLAlchemy URL (dialect+driver://'
+                                'user:password@host/dbname)') from error
     backend = url.get_backend_name()
     if backend not in DIALECTS:
-        raise ConfigurationError(
-            f'sessions.sql.url: the sql backend supports '
-            f'{", ".join(DIALECTS)}, not {backend!r}')
+        raise read.error('url', f'the sql backend supports '
+                                f'{", ".join(DIALECTS)}, not {backend!r}')
     if backend == 'sqlite' and url.database in (None, '', ':memory:'):
-        raise ConfigurationError(
-            'sessions.sql.url: an in-memory SQLite database lives and dies '
-            'with one connection; name a file: sqlite:///path/sessions.sqlite')
+        raise read.error('url', 'an in-memory SQLite database lives and dies '
+                                'with one connection; name a file: '
+                                'sqlite:///path/sessions.sqlite')
     return url
 
 
-def _unknown_engine_keys(error):
+def _unknown_engine_keys(read, error):
     names = re.findall(r"'(\w+)'", str(error).split(' sent to ')[0])
     if not names:
-        return f'sessions.sql.*: cannot configure the engine: {error}'
-    keys = ', '.join(f'sessions.sql.{name}' for name in names)
+        return f'{read.key("*")}: cannot configure the engine: {error}'
+    keys = ', '.join(read.key(name) for name in names)
     return (f'{keys}: not an option of SQLAlchemy\'s create_engine() for '
             f'this database (see the SQLAlchemy engine documentation)')
 
@@ -397,31 +396,36 @@ def _configure_sqlite(engine):
 # shared mode
 
 def _resolve_dbsession(read):
-    value = read.settings.get('sessions.sql.dbsession')
+    value = read.settings.get(read.key('dbsession'))
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
         dbsession = DottedNameResolver().maybe_resolve(
             value.strip() if isinstance(value, str) else value)
     except ImportError as error:
-        read.fail('dbsession', f'cannot import {value!r}: {error}')
+        raise read.error('dbsession', f'cannot import {value!r}: '
+                                      f'{error}') from error
     if isinstance(dbsession, sessionmaker):
-        read.fail('dbsession', f'{value!r} is a sessionmaker, which makes a '
-                               f'new session on each call; name a '
-                               f'scoped_session or a function returning the '
-                               f'current request\'s session')
+        raise read.error('dbsession', f'{value!r} is a sessionmaker, which '
+                                      f'makes a new session on each call; '
+                                      f'name a scoped_session or a function '
+                                      f'returning the current request\'s '
+                                      f'session')
     if not callable(dbsession):
-        read.fail('dbsession', f'{value!r} is neither a scoped_session nor '
-                               f'a function returning a SQLAlchemy session')
+        raise read.error('dbsession', f'{value!r} is neither a '
+                                      f'scoped_session nor a function '
+                                      f'returning a SQLAlchemy session')
     try:
         import zope.sqlalchemy  # noqa: F401
     except ImportError as error:
-        read.fail('dbsession', f'shared mode needs zope.sqlalchemy ({error});'
-                               f' install pyramid_contrib_sessions[sql]')
+        raise read.error('dbsession', f'shared mode needs zope.sqlalchemy '
+                                      f'({error}); install '
+                                      f'pyramid_contrib_sessions[sql]'
+                         ) from error
     return dbsession
 
 
-def _reject_a_shared_sqlite_file(url, options):
+def _reject_a_shared_sqlite_file(read, url, options):
     """Sessions standalone in the application's own SQLite file would wait
     for the write lock the application holds until its commit, which comes
     after the session is staged."""
@@ -435,10 +439,11 @@ def _reject_a_shared_sqlite_file(url, options):
     if (application.get_backend_name() == 'sqlite' and application.database
             and os.path.realpath(application.database)
             == os.path.realpath(url.database)):
-        raise ConfigurationError(
-            f'sessions.sql.url: names the SQLite file of sqlalchemy.url '
-            f'({url.database}), and two connections cannot write one SQLite '
-            f'file in one transaction: {SHARE_THE_FILE}')
+        share = SHARE_THE_FILE.format(dbsession=read.key('dbsession'))
+        raise read.error('url', f'names the SQLite file of sqlalchemy.url '
+                                f'({url.database}), and two connections '
+                                f'cannot write one SQLite file in one '
+                                f'transaction: {share}')
 
 
 # staged changes
@@ -556,8 +561,10 @@ class SQLStore:
     name = 'sql'
     settings_namespace = 'sql'
 
-    def __init__(self, engine, table=DEFAULT_TABLE, dbsession=None):
+    def __init__(self, engine, table=DEFAULT_TABLE, dbsession=None,
+                 settings_prefix='sessions.sql.'):
         self.engine = engine
+        self._settings_prefix = settings_prefix
         self.table = session_table(table)
         self._dbsession = dbsession
         self._sqlite = engine.dialect.name == 'sqlite'
@@ -570,24 +577,24 @@ class SQLStore:
 
     @classmethod
     def from_settings(cls, settings, options):
-        read = SettingsReader.for_backend(settings, 'sql')
+        read = SettingsReader.for_backend(settings, options, 'sql')
         table = read.text('table', DEFAULT_TABLE)
         if not TABLE_NAME.match(table):
-            read.fail('table', f'{table!r} is not a plain table name (letters,'
-                               f' digits and _, at most 48 characters)')
+            raise read.error('table', f'{table!r} is not a plain table name '
+                                      f'(letters, digits and _, at most 48 '
+                                      f'characters)')
         dbsession = _resolve_dbsession(read)
         if dbsession is None:
-            _reject_a_shared_sqlite_file(_parse_url(settings.get('url')),
-                                         options)
+            _reject_a_shared_sqlite_file(read, _parse_url(read), options)
         engine = engine_from_settings(
             {key: value for key, value in settings.items()
-             if key not in OWN_KEYS})
-        store = cls(engine, table, dbsession)
+             if key not in OWN_KEYS}, options)
+        store = cls(engine, table, dbsession, settings_prefix=read.prefix)
         try:
             store.create_table()
         except StoreError as error:
             engine.dispose()
-            raise ConfigurationError(f'sessions.sql.url: {error}') from error
+            raise read.error('url', str(error)) from error
         except ConfigurationError:
             engine.dispose()
             raise
@@ -606,8 +613,9 @@ class SQLStore:
         problem = _schema_problem(columns)
         if problem:
             raise ConfigurationError(
-                f'sessions.sql.table: the existing table {self.table.name} '
-                f'is not a sessions table: {problem}; name another table')
+                f'{self._settings_prefix}table: the existing table '
+                f'{self.table.name} is not a sessions table: {problem}; name '
+                f'another table')
 
     # reading
 
@@ -749,7 +757,8 @@ class SQLStore:
             return self._dbsession()
         except Exception as error:
             raise StoreError(
-                f'sql backend: sessions.sql.dbsession ({self._dbsession!r}) '
+                f'sql backend: {self._settings_prefix}dbsession '
+                f'({self._dbsession!r}) '
                 f'did not return the current SQLAlchemy session: '
                 f'{error}') from error
 
@@ -822,7 +831,8 @@ class SQLStore:
                     f'{_first_line(error.orig)}') from error
             advice = ''
             if self._sqlite and SQLITE_LOCKED in str(error.orig):
-                advice = f'; {SHARE_THE_FILE}'
+                advice = '; ' + SHARE_THE_FILE.format(
+                    dbsession=f'{self._settings_prefix}dbsession')
             raise StoreError(
                 f'sql backend: cannot {action} at {self._where}: '
                 f'{_first_line(error.orig)}{advice}') from error

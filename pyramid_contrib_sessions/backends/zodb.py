@@ -70,7 +70,6 @@ import logging
 import math
 import os
 import random
-import re
 import threading
 import time
 from urllib.parse import parse_qsl
@@ -79,13 +78,12 @@ import transaction
 import ZODB
 import zodburi
 from ZODB.POSException import ConflictError
-from pyramid.exceptions import ConfigurationError
 from zope.interface import implementer, provider
 
 from ..exceptions import SessionConflictError, StaleRecordError, StoreError
 from ..interfaces import ISessionStore, ISessionStoreFactory
-from ..settings import SettingsReader, reject_unknown_backend_keys
-from . import AppliedChange
+from ..settings import SettingsReader
+from . import AppliedChange, redact_url
 from .reply_deadline import ReplyDeadline
 from .zodb_model import SessionTree
 from .zodb_shared import SharedDatabase, shared_database
@@ -151,7 +149,8 @@ class ZODBStore:
     settings_namespace = 'zodb'
 
     def __init__(self, db, cleanup_grace=DEFAULT_CLEANUP_GRACE, where=None,
-                 socket_timeout=DEFAULT_SOCKET_TIMEOUT):
+                 socket_timeout=DEFAULT_SOCKET_TIMEOUT,
+                 settings_prefix='sessions.zodb.'):
         if isinstance(db, SharedDatabase):  # from from_settings
             self._database = db
             self._where = where or db.where
@@ -161,6 +160,7 @@ class ZODBStore:
             self._database = SharedDatabase.holding(db, self._where)
         self.cleanup_grace = cleanup_grace
         self._deadline = ReplyDeadline(socket_timeout)
+        self._socket_timeout_key = f'{settings_prefix}socket_timeout'
         self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._closed = False
 
@@ -176,28 +176,25 @@ class ZODBStore:
         cleanup_grace`` (seconds, default 10), ``sessions.zodb.
         connect_timeout`` and ``sessions.zodb.socket_timeout`` (see the
         module)."""
-        reject_unknown_backend_keys(settings, 'zodb', SETTINGS)
-        prefix = 'sessions.zodb.'  # from_settings gets the keys without it
-        read = SettingsReader({prefix + name: value
-                               for name, value in settings.items()}, prefix)
+        read = SettingsReader.for_backend(settings, options, 'zodb')
+        read.reject_unknown(SETTINGS, 'the zodb backend')
         grace = read.seconds('cleanup_grace', DEFAULT_CLEANUP_GRACE,
                              minimum=0)
         connect_timeout = read.positive_seconds('connect_timeout',
                                                 DEFAULT_CONNECT_TIMEOUT)
         socket_timeout = read.positive_seconds('socket_timeout',
                                                DEFAULT_SOCKET_TIMEOUT)
-        uri = read.text('uri')
-        if uri is None:
-            read.fail('uri', 'required for the zodb backend (the default '
-                             'backend); e.g. file://%(here)s/var/sessions.fs'
-                             ', zeo://host:8100 or postgres://user:password'
-                             '@host/sessions?keep_history=false')
-        where = _redact(uri)
+        uri = read.required('uri', 'the zodb backend (the default backend);'
+                                   ' e.g. file://%(here)s/var/sessions.fs, '
+                                   'zeo://host:8100 or postgres://user:'
+                                   'password@host/sessions?keep_history='
+                                   'false')
+        where = redact_url(uri)
         bounded = _bounded(uri, connect_timeout)
         return cls(shared_database(
             uri, where,
             lambda: _open_sessions_database(read, bounded, where)),
-            grace, where, socket_timeout)
+            grace, where, socket_timeout, settings_prefix=read.prefix)
 
     # reading
 
@@ -307,9 +304,9 @@ class ZODBStore:
             if self._deadline.disarm(key):
                 raise StoreError(
                     f'zodb backend: no reply from {self._where} within '
-                    f'{self._deadline.seconds:g} s (sessions.zodb.'
-                    f'socket_timeout); sessions are unavailable until it '
-                    f'answers again') from error
+                    f'{self._deadline.seconds:g} s '
+                    f'({self._socket_timeout_key}); sessions are unavailable '
+                    f'until it answers again') from error
             raise
         finally:
             self._deadline.disarm(key)
@@ -354,7 +351,8 @@ def _open_sessions_database(read, uri, where):
         _create_tree(db, where)
     except StoreError as error:
         db.close()
-        read.fail('uri', f'cannot set up the sessions database: {error}')
+        raise read.error('uri', f'cannot set up the sessions database: '
+                                f'{error}') from error
     return db
 
 
@@ -380,13 +378,14 @@ def _create_tree(db, where):
 
 def _open_database(read, uri, where):
     """The ``ZODB.DB`` that ``uri`` describes, or a ConfigurationError
-    naming ``sessions.zodb.uri``."""
+    naming the ``uri`` setting."""
     try:
         storage_factory, db_options = zodburi.resolve_uri(uri)
     except Exception as error:  # KeyError, ValueError from the resolvers
-        read.fail('uri', f'{where} is not a usable zodburi URI (file://, '
-                         f'memory://, zeo://, zconfig://, or postgres:// '
-                         f'with the relstorage extra): {error}')
+        raise read.error('uri', f'{where} is not a usable zodburi URI '
+                                f'(file://, memory://, zeo://, zconfig://, '
+                                f'or postgres:// with the relstorage extra):'
+                                f' {error}') from error
     _make_parent_directory(uri)
     try:
         storage = storage_factory()
@@ -397,7 +396,7 @@ def _open_database(read, uri, where):
         # be right and the database down, locked or unreadable
         failure = StoreError(f'cannot open the sessions database {where}: '
                              f'{type(error).__name__}: {error}')
-        raise ConfigurationError(f'sessions.zodb.uri: {failure}') from failure
+        raise read.error('uri', str(failure)) from failure
 
 
 def _zeo_transport(storage):
@@ -447,9 +446,3 @@ def _make_parent_directory(uri):
         path = uri[len('file://'):].split('?', 1)[0]
         with contextlib.suppress(OSError):  # opening will say what is wrong
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-
-
-def _redact(uri):
-    """``uri`` without the password it may carry."""
-    uri = re.sub(r'(://[^/@:]*:)[^/@]*@', r'\1***@', uri)
-    return re.sub(r'(password=)[^&]*', r'\1***', uri)
