@@ -1,5 +1,6 @@
 """Sessions for any WSGI application, without Pyramid's request."""
-from .factory import SessionFactory, read_cookie, vary_with_cookie
+from .cookies import read_cookie, vary_with_cookie
+from .factory import SessionFactory
 from .settings import parse_settings
 
 ENVIRON_KEY = 'pyramid_contrib_sessions.session'

@@ -17,10 +17,10 @@ from .session import LONGEST_EXPIRY
 BACKENDS = {
     'zodb': ('pyramid_contrib_sessions.backends.zodb:ZODBStore', None),
     'sql': ('pyramid_contrib_sessions.backends.sql:SQLStore', '[sql]'),
-    'cache': ('pyramid_contrib_sessions.backends.cache:CacheStore',
+    'cache': ('pyramid_contrib_sessions.backends.cache:CacheBackend',
               '[redis] or [memcached]'),
     'file': ('pyramid_contrib_sessions.backends.file:FileStore', None),
-    'cookie': ('pyramid_contrib_sessions.backends.cookie:CookieStore', None),
+    'cookie': ('pyramid_contrib_sessions.backends.cookie:CookieCodec', None),
 }
 DEFAULT_BACKEND = 'zodb'
 # Names people reach for that are not backends: the backend that serves

@@ -29,7 +29,7 @@ from test_hostile import forged_cookie
 
 from pyramid_contrib_sessions.backends.cookie import MAX_COOKIE_BYTES
 from pyramid_contrib_sessions.exceptions import SessionCookieTooLargeError
-from pyramid_contrib_sessions.factory import LONGEST_COOKIE
+from pyramid_contrib_sessions.cookies import LONGEST_COOKIE
 from pyramid_contrib_sessions.keys import (b64decode, is_store_key,
                                            new_session_id, store_key)
 

@@ -19,7 +19,7 @@ from functional_support import (current_record, is_server_side,
                                 session_factory, stored_count, the_set_cookie)
 
 from pyramid_contrib_sessions import SessionMiddleware
-from pyramid_contrib_sessions.backends.cookie import CookieStore
+from pyramid_contrib_sessions.backends.cookie import CookieCodec
 from pyramid_contrib_sessions.exceptions import SessionCookieTooLargeError
 from pyramid_contrib_sessions.factory import ServerSideCodec
 from pyramid_contrib_sessions.keys import new_session_id
@@ -111,7 +111,7 @@ def forged_cookie(app, genuine):
     factory = session_factory(app)
     session_id, record = factory.codec.decode(genuine)
     if factory.store is None:
-        forger = CookieStore((OTHER_SECRET,), factory.options.cookie_name)
+        forger = CookieCodec((OTHER_SECRET,), factory.options.cookie_name)
     else:
         forger = ServerSideCodec(None, (OTHER_SECRET,))
     return forger.encode(session_id, record)

@@ -110,18 +110,13 @@ class CacheSettings:
         return self.read.error('url', f'{redact_url(self.url)!r}: {problem}')
 
 
-@implementer(ISessionStore)
 @provider(ISessionStoreFactory)
-class CacheStore:
-    """``sessions.backend = cache``: builds the store the URL's scheme
-    names, and holds what the Redis and Memcached stores share."""
+class CacheBackend:
+    """``sessions.backend = cache``: makes the store the URL's scheme
+    names (:data:`STORES`)."""
 
-    name = 'cache'
     settings_namespace = 'cache'
-    expires_natively = True  # clearsessions has nothing to do
-
-    def __init__(self, prefix):
-        self.prefix = prefix
+    expires_natively = True  # its stores do: clearsessions has nothing to do
 
     @classmethod
     def from_settings(cls, settings, options):
@@ -140,6 +135,17 @@ class CacheStore:
                        f'({error}); install pyramid_contrib_sessions'
                        f'[{extra}]') from error
         return store_class.connect(config)
+
+
+@implementer(ISessionStore)
+class CacheStore:
+    """What the Redis and Memcached stores share: keys under ``prefix``,
+    records in the bytes of one value, expiry by the server."""
+
+    expires_natively = True  # clearsessions has nothing to do
+
+    def __init__(self, prefix):
+        self.prefix = prefix
 
     def server_key(self, key):
         """The server's key for a store key: the prefix, then the 64-hex

@@ -85,8 +85,9 @@ class _Signed:
 
 @implementer(ISessionCodec)
 @provider(ISessionStoreFactory)
-class CookieStore:
-    """Client-side sessions (see the module)."""
+class CookieCodec:
+    """Client-side sessions (see the module): a codec, not a store, from
+    a session's id and record to the cookie value and back."""
 
     name = 'cookie'
     settings_namespace = 'cookie'
