@@ -111,11 +111,11 @@ class SettingsReader:
         return ConfigurationError(f'{self.key(name)}: {problem}')
 
     def text(self, name, default=None):
+        """The value of ``name`` as text, stripped; ``default`` when it is
+        unset or blank."""
         value = self.settings.get(self.key(name))
-        if value is None:
-            return default
-        value = str(value).strip()
-        return value if value else default
+        text = '' if value is None else str(value).strip()
+        return text if text else default
 
     def required(self, name, what):
         """The text of ``name``, which must be set: ``what`` says what it
@@ -138,14 +138,13 @@ class SettingsReader:
 
     def seconds(self, name, default=None, minimum=1, maximum=None):
         """Whole seconds, within ``minimum`` and ``maximum``."""
-        value = self.settings.get(self.key(name))
-        if value is None or str(value).strip() == '':
+        text = self.text(name)
+        if text is None:
             return default
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            raise self.error(name, f'{value!r} is not a whole number of '
-                                   f'seconds') from None
+        number = _number(text, int)
+        if number is None:
+            raise self.error(name, f'{text!r} is not a whole number of '
+                                   f'seconds')
         if number < minimum:
             raise self.error(name, f'{number} is below the minimum of '
                                    f'{minimum}')
@@ -160,15 +159,12 @@ class SettingsReader:
 
     def positive_seconds(self, name, default):
         """A bound on a wait: seconds, fractions allowed, above zero."""
-        value = self.settings.get(self.key(name))
-        if value is None or str(value).strip() == '':
+        text = self.text(name)
+        if text is None:
             return default
-        try:
-            seconds = float(str(value).strip())
-        except ValueError:
-            seconds = 0
-        if not 0 < seconds < float('inf'):
-            raise self.error(name, f'{value!r} is not a positive number of '
+        seconds = _number(text, float)
+        if seconds is None or not 0 < seconds < float('inf'):
+            raise self.error(name, f'{text!r} is not a positive number of '
                                    f'seconds')
         return seconds
 
@@ -181,6 +177,15 @@ class SettingsReader:
             if key.startswith(self.prefix) and name not in allowed:
                 raise self.error(name, f'unknown setting for {reader} (it '
                                        f'reads: {", ".join(sorted(allowed))})')
+
+
+def _number(text, kind):
+    """``kind(text)`` (``int`` or ``float``), ``None`` when ``text`` is no
+    such number."""
+    try:
+        return kind(text)
+    except ValueError:
+        return None
 
 
 def parse_settings(settings, prefix='sessions.'):
