@@ -1,19 +1,20 @@
 """One thin module per store; the shared logic lives above them.
 
 What several stores share lives here: :func:`check_version`, the check
-that a write finds the version it expects; :func:`redact_url`, a URL fit
-for an error message; :class:`AppliedChange`, the prepared change of a
-store that cannot stage a change invisibly (a cache server, a
-ZODB connection of its own) and so applies it when staging and compensates
-on abort. An abort of the transaction (another resource failing its commit
-or vote) runs that compensation; only a crash between the staging and the
-finish leaves such a change without the rest of the transaction.
+that a write finds the version it expects; :func:`store_failure`, the
+error of a store that failed, and :func:`redact_url`, a URL fit for it;
+:class:`AppliedChange`, the prepared change of a store that cannot stage a
+change invisibly (a cache server, a ZODB connection of its own) and so
+applies it when staging and compensates on abort. An abort of the
+transaction (another resource failing its commit or vote) runs that
+compensation; only a crash between the staging and the finish leaves such
+a change without the rest of the transaction.
 """
 import re
 
 from zope.interface import implementer
 
-from ..exceptions import StaleRecordError
+from ..exceptions import StaleRecordError, StoreError
 from ..interfaces import IPreparedChange
 
 # a password in a URL's user part (scheme://user:password@host), and in a
@@ -28,6 +29,14 @@ def check_version(current, expected_version):
     (``None`` for a new session)."""
     if (None if current is None else current.version) != expected_version:
         raise StaleRecordError(current)
+
+
+def store_failure(backend, action, where, cause):
+    """The :class:`StoreError` of the ``backend`` store that could not do
+    ``action`` in ``where`` (a directory, or a URL without its password)
+    because of ``cause`` (the driver's error, or what it says)."""
+    return StoreError(f'{backend} backend: cannot {action} in {where}: '
+                      f'{cause}')
 
 
 def redact_url(url):

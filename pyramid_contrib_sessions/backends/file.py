@@ -51,12 +51,11 @@ import time
 
 from zope.interface import implementer, provider
 
-from ..exceptions import StoreError
 from ..interfaces import IPreparedChange, ISessionStore, ISessionStoreFactory
 from ..keys import checked_store_key, is_store_key
 from ..record import record_from_bytes, record_to_bytes
 from ..settings import SettingsReader
-from . import check_version
+from . import check_version, store_failure
 
 log = logging.getLogger(__name__)
 
@@ -252,8 +251,8 @@ class FileStore:
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise StoreError(f'file backend: cannot read a session file in '
-                             f'{self.path}: {error}') from error
+            raise store_failure('file', 'read a session file', self.path,
+                                error) from error
         try:
             return record_from_bytes(raw)
         except ValueError:
@@ -293,8 +292,8 @@ class FileStore:
         try:
             lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as error:
-            raise StoreError(f'file backend: cannot open the lock file '
-                             f'{lock_path}: {error}') from error
+            raise store_failure('file', 'open a lock file',
+                                os.path.dirname(lock_path), error) from error
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
         except BaseException:
@@ -330,8 +329,8 @@ class FileStore:
                 self._index.file(key, record.expires)
             temp_path = self._write_temp(record)
         except OSError as error:
-            raise StoreError(f'file backend: cannot write a session file in '
-                             f'{self.path}: {error}') from error
+            raise store_failure('file', 'write a session file', self.path,
+                                error) from error
         path = self._file(key)
 
         def replace():
@@ -472,8 +471,7 @@ class FileStore:
         try:
             yield
         except OSError as error:
-            raise StoreError(f'file backend: cannot {action} in '
-                             f'{self.path}: {error}') from error
+            raise store_failure('file', action, self.path, error) from error
 
     def close(self):
         pass

@@ -85,6 +85,7 @@ from ..exceptions import SessionConflictError, StaleRecordError, StoreError
 from ..interfaces import IPreparedChange, ISessionStore, ISessionStoreFactory
 from ..record import checked_record
 from ..settings import SettingsReader
+from . import store_failure
 from .reply_deadline import ReplyDeadline
 
 log = logging.getLogger(__name__)
@@ -833,12 +834,11 @@ class SQLStore:
             if self._sqlite and SQLITE_LOCKED in str(error.orig):
                 advice = '; ' + SHARE_THE_FILE.format(
                     dbsession=f'{self._settings_prefix}dbsession')
-            raise StoreError(
-                f'sql backend: cannot {action} at {self._where}: '
-                f'{_first_line(error.orig)}{advice}') from error
+            raise store_failure('sql', action, self._where,
+                                _first_line(error.orig) + advice) from error
         except SQLAlchemyError as error:
-            raise StoreError(f'sql backend: cannot {action} at '
-                             f'{self._where}: {_first_line(error)}') from error
+            raise store_failure('sql', action, self._where,
+                                _first_line(error)) from error
 
 
 RECORD_COLUMNS = ('data', 'version', 'created', 'accessed', 'expires',

@@ -83,7 +83,7 @@ from zope.interface import implementer, provider
 from ..exceptions import SessionConflictError, StaleRecordError, StoreError
 from ..interfaces import ISessionStore, ISessionStoreFactory
 from ..settings import SettingsReader
-from . import AppliedChange, redact_url
+from . import AppliedChange, redact_url, store_failure
 from .reply_deadline import ReplyDeadline
 from .zodb_model import SessionTree
 from .zodb_shared import SharedDatabase, shared_database
@@ -340,8 +340,8 @@ class ZODBStore:
             connection.close()
 
     def _failed(self, action, error):
-        return StoreError(f'zodb backend: cannot {action} in {self._where}: '
-                          f'{type(error).__name__}: {error}')
+        return store_failure('zodb', action, self._where,
+                             f'{type(error).__name__}: {error}')
 
 
 def _open_sessions_database(read, uri, where):
@@ -371,9 +371,8 @@ def _create_tree(db, where):
             if isinstance(error, ConflictError) \
                     and attempt < CONFLICT_ATTEMPTS - 1:
                 continue
-            raise StoreError(f'zodb backend: cannot create the sessions '
-                             f'tree in {where}: {type(error).__name__}: '
-                             f'{error}') from error
+            raise store_failure('zodb', 'create the sessions tree', where,
+                                f'{type(error).__name__}: {error}') from error
 
 
 def _open_database(read, uri, where):
