@@ -111,7 +111,8 @@ class SessionFactory:
                 f'the {self.options.backend} backend keeps each session in '
                 f'its user\'s browser, so no session can be opened by id or '
                 f'cookie value here; that needs a server-side backend '
-                f'(sessions.backend = zodb, sql, cache or file)')
+                f'({self.options.prefix}backend = zodb, sql, cache or '
+                f'file)')
         now = time.time()
         if cookie_value is not None:
             loaded = self._load(cookie_value, now)
