@@ -23,11 +23,12 @@ from transaction.interfaces import (
 from zope.interface import implementer
 
 from .exceptions import SessionConflictError, StaleRecordError
-from .keys import new_session_id, store_key
+from .keys import store_key
 from .merge import changed_keys, merge
+from .plan import Loaded, SendCookie, Touch, Write, make_plan, refresh_due
 from .record import SessionRecord
 from .serializers import dumps_naming_key
-from .session import expiry_time
+from .session import Session, SessionState, expiry_time
 
 log = logging.getLogger(__name__)
 
@@ -54,30 +55,21 @@ class CookieUpdate(NamedTuple):
 DELETE_COOKIE = CookieUpdate(None)
 
 
-class _Plan(NamedTuple):
-    """What the commit phase decided: the store changes, the record the session
-    becomes, its id and the cookie to send after the commit."""
-
-    changes: tuple
-    session_key: Optional[str]
-    record: Optional[SessionRecord]
-    cookie: Optional[CookieUpdate]
-
-
-NOTHING_TO_DO = None
-
-
 @implementer(IDataManager)
 class SessionDataManager:
-    """Joins one request's session to a transaction (see the module)."""
+    """Holds one request's session (``self.session``) and joins it to a
+    transaction (see the module).
 
-    def __init__(self, factory, session, base, transaction_manager=None):
+    ``loaded`` is the stored session as found (``None`` for a new one),
+    ``state`` the :class:`~pyramid_contrib_sessions.session.SessionState`
+    the session starts in."""
+
+    def __init__(self, factory, loaded, state, transaction_manager=None):
         self._factory = factory
-        self.session = session
-        self._base = base  # the record as loaded; None for a new session
-        self._base_id = session.session_key if base is not None else None
-        self._base_data = None
-        self._plan = None
+        self._loaded = loaded  # or last committed: what a write replaces
+        self._loaded_data = None  # its data decoded, once a merge needs it
+        self.session = Session(state, options=factory.options, keeper=self)
+        self._planned = None  # (plan, cookie update) of the commit phase
         self._prepared = []
         self._merged_record = None  # what a merge turned the write into
         self._joined = None  # the transaction we take part in
@@ -99,6 +91,15 @@ class SessionDataManager:
             joined = getattr(self._factory.store, 'join_transaction', None)
             if joined is not None:
                 joined(current, self.transaction_manager)
+
+    def join_if_refresh_due(self, now):
+        """Join at once when the loaded session's expiry is due a refresh:
+        the transaction writes it even if the request never changes it."""
+        if (self.transaction_manager is not None and self._loaded is not None
+                and refresh_due(self._loaded.record, False,
+                                self._factory.options, now)):
+            with contextlib.suppress(NoTransaction):  # a script's, not begun
+                self.join()
 
     def session_changed(self):
         """The session's first change: join the transaction, if there is
@@ -164,7 +165,7 @@ class SessionDataManager:
         # state as loaded is the state of every such savepoint.
         self._drop_prepared()
         self._joined = None
-        self._restore_loaded()
+        self.session.reset(self._loaded_state())
 
     def tpc_begin(self, txn):
         pass
@@ -174,13 +175,14 @@ class SessionDataManager:
         if self._settled:
             return  # written when the response was made (see settle)
         self._merged_record = None
-        self._plan = self._make_plan(time.time())
-        if self._plan is NOTHING_TO_DO or self._factory.store is None:
+        plan = make_plan(self._loaded, self.session.snapshot(),
+                         self._factory.options, time.time())
+        self._planned = plan, self._cookie_update(plan)
+        if self._factory.store is None:
             return  # a client-side session is all in the cookie
         try:
-            for _, prepare in sorted(self._plan.changes,
-                                     key=lambda change: change[0]):
-                self._prepared.append(prepare())
+            for change in plan.changes:
+                self._prepared.append(self._stage(change))
         except BaseException:
             self._drop_prepared()
             raise
@@ -189,15 +191,15 @@ class SessionDataManager:
         pass  # staged in commit(); stores without two phases applied it
 
     def tpc_finish(self, txn):
-        plan = self._plan
+        planned = self._planned
         try:
             while self._prepared:
                 self._prepared.pop(0).commit()
         finally:
             self._drop_prepared()  # after a failure: release the others
             self._joined = None
-        if plan is not NOTHING_TO_DO:
-            self._became(plan)
+        if planned is not None:
+            self._became(*planned)
 
     def tpc_abort(self, txn):
         self._drop_prepared()
@@ -207,123 +209,35 @@ class SessionDataManager:
         return _Savepoint(self.session)
 
     def _drop_prepared(self):
-        prepared, self._prepared, self._plan = self._prepared, [], None
+        prepared, self._prepared, self._planned = self._prepared, [], None
         for change in reversed(prepared):
             try:
                 change.abort()
             except Exception:  # the others must still be released
                 log.exception('could not abort a staged session change')
 
-    # deciding what to write
+    # carrying out the plan
 
-    def _make_plan(self, now):
-        session, base_id = self.session, self._base_id
-        changes = []
-        if base_id is not None and session.session_key != base_id:
-            changes.append(self._delete(base_id))
-        if not session:
-            if base_id is not None and session.session_key == base_id:
-                changes.append(self._delete(base_id))
-            cookie = DELETE_COOKIE if base_id is not None else None
-            return _Plan(tuple(changes), None, None, cookie)
-        data = self._changed_data()
-        if session.session_key is None or session.session_key != base_id:
-            session_key = session.session_key or new_session_id()
-            record = self._new_record(now, session.created, 1,
-                                      data or self._serialized())
-            changes.append(self._write(session_key, record, None))
-        elif data is not None:
-            session_key = base_id
-            record = self._new_record(now, self._base.created,
-                                      self._base.version + 1, data)
-            changes.append(self._write(session_key, record,
-                                       self._base.version))
-        elif self.refresh_due(now):
-            session_key = base_id
-            record = self._base.touched(now, self._expires(now, self._base))
-            changes.append(self._touch(session_key, record))
-        else:
-            return NOTHING_TO_DO
-        cookie = CookieUpdate(
-            self._factory.codec.encode(session_key, record),
-            None if session.expire_at_browser_close
-            else max(0, int(record.expires - now)))
-        return _Plan(tuple(changes), session_key, record, cookie)
+    def _cookie_update(self, plan):
+        """The plan's cookie change, its value made now: a cookie the
+        codec refuses (too large) fails the commit, not the response."""
+        if isinstance(plan.cookie, SendCookie):
+            return CookieUpdate(
+                self._factory.codec.encode(plan.session_key, plan.record),
+                plan.cookie.max_age)
+        return None if plan.cookie is None else DELETE_COOKIE
 
-    def _changed_data(self):
-        """The session's data serialized, when the request may have changed
-        it; ``None`` when it did not. Comparing the bytes with the loaded
-        record's spares decoding that record a second time: equal bytes are
-        equal data, and unequal bytes of equal data (keys set again in
-        another order) cost a write, never a lost change."""
-        session, base = self.session, self._base
-        if not session.dirty:
-            return None
-        data = self._serialized()
-        if (base is not None and data == base.data
-                and session.max_age == base.max_age):
-            return None
-        return data
-
-    def _serialized(self):
-        return dumps_naming_key(self._factory.serializer, self.session)
-
-    def refresh_due(self, now):
-        """Whether the loaded session is to be written back at ``now`` even
-        if unchanged: a fresh expiry, asked for or due."""
-        options = self._factory.options
-        if self.session.save_requested or options.save_every_request:
-            return True
-        return (options.reissue_time is not None
-                and now - self._base.accessed >= options.reissue_time)
-
-    def _expires(self, now, record):
-        return expiry_time(self._factory.options, record.created, now,
-                           self.session.max_age)
-
-    def _new_record(self, now, created, version, data):
-        session = self.session
-        return SessionRecord(
-            data=data, version=version, created=created, accessed=now,
-            expires=expiry_time(self._factory.options, created, now,
-                                session.max_age),
-            max_age=session.max_age)
-
-    def _restore_loaded(self):
-        """Make the session what was loaded (or last committed) again."""
-        session, base = self.session, self._base
-        dict.clear(session)
-        if base is not None:
-            dict.update(session, self._factory.serializer.loads(base.data))
-            session.created, session.accessed = base.created, base.accessed
-        session.session_key = self._base_id
-        session.max_age = None if base is None else base.max_age
-        session.new = base is None
-        session._dirty = session.save_requested = False
-
-    def _loaded_data(self):
-        """The data as loaded, decoded afresh: values the view mutated in
-        place must not leak into the base of the comparison."""
-        if self._base_data is None:
-            self._base_data = self._factory.serializer.loads(self._base.data)
-        return self._base_data
-
-    # the store changes: (session id, prepare), sorted by id when staged so
-    # that concurrent stagings take stores' locks in one order; the store key
-    # is hashed only when a store is asked
-
-    def _delete(self, session_id):
-        return session_id, lambda: self._factory.store.prepare_delete(
-            store_key(session_id))
-
-    def _touch(self, session_id, record):
-        return session_id, lambda: self._factory.store.prepare_touch(
-            store_key(session_id), record.accessed, record.expires,
-            record.version)
-
-    def _write(self, session_id, record, expected_version):
-        return session_id, lambda: self._prepare_write(
-            store_key(session_id), record, expected_version)
+    def _stage(self, change):
+        """Have the store stage ``change``, under the hash of its id."""
+        key = store_key(change.session_id)
+        if type(change) is Write:
+            return self._prepare_write(key, change.record,
+                                       change.expected_version)
+        if type(change) is Touch:
+            record = change.record
+            return self._factory.store.prepare_touch(
+                key, record.accessed, record.expires, record.version)
+        return self._factory.store.prepare_delete(key)
 
     def _prepare_write(self, key, record, expected_version):
         store = self._factory.store
@@ -348,57 +262,74 @@ class SessionDataManager:
             # log out elsewhere): never resurrect it
             raise SessionConflictError(
                 'the session was deleted or replaced by another request')
-        serializer = self._factory.serializer
-        merged = merge(self._loaded_data(), serializer.loads(current.data),
+        loaded = self._decoded_loaded_data()
+        merged = merge(loaded, self._factory.serializer.loads(current.data),
                        self.session,
-                       changed_keys(self._loaded_data(), self.session))
+                       changed_keys(loaded, self.session))
         max_age = self.session.max_age
-        if max_age == self._base.max_age:
+        if max_age == self._loaded.record.max_age:
             max_age = current.max_age
         return SessionRecord(
-            data=dumps_naming_key(serializer, merged),
+            data=dumps_naming_key(self._factory.serializer, merged),
             version=current.version + 1, created=current.created,
             accessed=record.accessed,
             expires=expiry_time(self._factory.options, current.created,
                                 record.accessed, max_age),
             max_age=max_age)
 
-    # after the commit
+    def _decoded_loaded_data(self):
+        """The data as loaded, decoded afresh: values the view mutated in
+        place must not leak into the base of the comparison."""
+        if self._loaded_data is None:
+            self._loaded_data = self._factory.serializer.loads(
+                self._loaded.record.data)
+        return self._loaded_data
 
-    def _became(self, plan):
+    # the session's state between transactions
+
+    def _loaded_state(self):
+        """The session as loaded (or last committed)."""
+        loaded = self._loaded
+        if loaded is None:
+            session = self.session
+            return SessionState({}, None, session.created, session.accessed,
+                                None, new=True)
+        return _state_of(loaded, self._factory.serializer.loads(
+            loaded.record.data))
+
+    def _became(self, plan, cookie):
         """The session is now what was committed: later saves in the same
         request compare against it."""
-        session = self.session
-        record = plan.record
-        if self._merged_record is not None:  # other requests' keys came in
-            record = self._merged_record
-            dict.clear(session)
-            dict.update(session, self._factory.serializer.loads(record.data))
-        self._base, self._base_data = record, None
-        self._base_id = plan.session_key
-        session.session_key = plan.session_key
-        session._dirty = session.save_requested = False
-        if record is not None:
-            session.new = False
-            session.accessed = record.accessed
-        if plan.cookie is not None:
-            self.cookie = plan.cookie
+        session, record = self.session, self._merged_record or plan.record
+        self._loaded_data = None
+        if record is None:  # emptied: nothing stored
+            self._loaded = None
+            session.reset(session.snapshot()._replace(
+                session_key=None, dirty=False, save_requested=False))
+        else:
+            self._loaded = Loaded(plan.session_key, record)
+            data = (dict(session) if self._merged_record is None  # ours
+                    else self._factory.serializer.loads(record.data))
+            session.reset(_state_of(self._loaded, data))
+        if cookie is not None:
+            self.cookie = cookie
+
+
+def _state_of(loaded, data):
+    """The state of a session stored as ``loaded``, holding ``data``."""
+    record = loaded.record
+    return SessionState(data, loaded.session_id, record.created,
+                        record.accessed, record.max_age, new=False)
 
 
 @implementer(IDataManagerSavepoint)
 class _Savepoint:
-    """Restores the session's keys and id when a savepoint rolls back."""
+    """Restores the session's state when a savepoint rolls back."""
 
     def __init__(self, session):
         self._session = session
-        self._data = dict(session)
-        self._key = session.session_key
-        self._max_age = session.max_age
+        self._state = session.snapshot()
 
     def rollback(self):
-        session = self._session
-        dict.clear(session)
-        dict.update(session, self._data)
-        session.session_key = self._key
-        session.max_age = self._max_age
-        session.changed()
+        self._session.reset(self._state)
+        self._session.changed()  # it may differ from what was loaded

@@ -1,11 +1,9 @@
 """The ``ISessionFactory``: from a request's cookie to its session, and from
 the committed session back to the response's cookie."""
-import contextlib
 import logging
 import time
 
 from pyramid.interfaces import ISessionFactory
-from transaction.interfaces import NoTransaction
 from zope.interface import implementer, provider
 
 from .cookies import CookieWriter, read_cookie, vary_with_cookie
@@ -13,7 +11,8 @@ from .datamanager import SessionDataManager
 from .exceptions import NoSessionStoreError
 from .interfaces import ISessionCodec
 from .keys import IdCodec, is_session_id, store_key
-from .session import Session, expiry_time
+from .plan import Loaded
+from .session import SessionState, expiry_time
 
 log = logging.getLogger(__name__)
 
@@ -124,30 +123,15 @@ class SessionFactory:
 
     def _manager_for(self, loaded, transaction_manager, now):
         session_id, record, data = loaded
-
-        def save_now():
-            manager.save()
-
-        def changed():
-            manager.session_changed()
-
         if record is None:
-            session = Session({}, options=self.options, session_key=None,
-                              created=now, accessed=now, max_age=None,
-                              new=True, save_hook=save_now,
-                              on_change=changed)
+            stored = None
+            state = SessionState({}, None, now, now, None, new=True)
         else:
-            session = Session(data, options=self.options,
-                              session_key=session_id, created=record.created,
-                              accessed=record.accessed,
-                              max_age=record.max_age, new=False,
-                              save_hook=save_now, on_change=changed)
-        manager = SessionDataManager(self, session, record,
-                                     transaction_manager)
-        if (transaction_manager is not None and record is not None
-                and manager.refresh_due(now)):
-            with contextlib.suppress(NoTransaction):  # a script's, not begun
-                manager.join()
+            stored = Loaded(session_id, record)
+            state = SessionState(data, session_id, record.created,
+                                 record.accessed, record.max_age, new=False)
+        manager = SessionDataManager(self, stored, state, transaction_manager)
+        manager.join_if_refresh_due(now)
         return manager
 
     def _load(self, cookie_value, now):

@@ -4,6 +4,7 @@ import functools
 import secrets
 import time
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple, Optional
 
 from pyramid.interfaces import ISession
 from zope.interface import implementer
@@ -30,6 +31,29 @@ def expiry_time(options, created, accessed, max_age):
     return expires
 
 
+def ends_with_browser(options, max_age):
+    """Whether a session of lifetime ``max_age`` (``None``: the default)
+    has a browser-session cookie, one with no Max-Age."""
+    if max_age is None:
+        return options.expire_at_browser_close
+    return max_age == 0
+
+
+class SessionState(NamedTuple):
+    """Everything a session holds, taken whole (see
+    :meth:`Session.snapshot`); ``data`` is a copy the session does not
+    share, ``dirty`` whether it may differ from what was loaded."""
+
+    data: dict
+    session_key: Optional[str]
+    created: float
+    accessed: float
+    max_age: Optional[int]
+    new: bool
+    dirty: bool = False
+    save_requested: bool = False
+
+
 def _marks_changed(method):
     """Wrap a ``dict`` method that mutates, so the session knows to diff."""
 
@@ -52,19 +76,33 @@ class Session(dict):
     after mutating a value in place (``session['cart'].append(x)``).
     """
 
-    def __init__(self, data, *, options, session_key, created, accessed,
-                 max_age, new, save_hook, on_change):
-        super().__init__(data)
+    def __init__(self, state, *, options, keeper):
+        super().__init__()
         self._options = options
-        self._save_hook = save_hook
-        self._on_change = on_change  # called as a change follows none
-        self.session_key = session_key
-        self.created = created
-        self.accessed = accessed
-        self.new = new
-        self.max_age = max_age
-        self._dirty = False
-        self.save_requested = False
+        # told of the first change after none (``session_changed()``) and
+        # of save() (``save()``): the transaction data manager
+        self._keeper = keeper
+        self.reset(state)
+
+    def snapshot(self):
+        """The session's whole state, for :meth:`reset` to restore."""
+        return SessionState(
+            dict(self), self.session_key, self.created, self.accessed,
+            self.max_age, self.new, self._dirty, self.save_requested)
+
+    def reset(self, state):
+        """Become ``state`` (a :class:`SessionState`): what was loaded when
+        the transaction aborts, a savepoint's snapshot when it rolls back,
+        what was committed after a commit. Nobody is told of this change."""
+        dict.clear(self)
+        dict.update(self, state.data)
+        self.session_key = state.session_key
+        self.created = state.created
+        self.accessed = state.accessed
+        self.max_age = state.max_age
+        self.new = state.new
+        self._dirty = state.dirty
+        self.save_requested = state.save_requested
 
     __setitem__ = _marks_changed(dict.__setitem__)
     __delitem__ = _marks_changed(dict.__delitem__)
@@ -84,7 +122,7 @@ class Session(dict):
         """Tell the session that a value was mutated in place."""
         if not self._dirty:
             self._dirty = True
-            self._on_change()
+            self._keeper.session_changed()
 
     def invalidate(self):
         """Empty the session and forget its id. The stored record is deleted
@@ -111,7 +149,7 @@ class Session(dict):
         without one, at once."""
         self.changed()
         self.save_requested = True
-        self._save_hook()
+        self._keeper.save()
 
     def set_expiry(self, value):
         """Set this session's lifetime: seconds (or a ``timedelta``) after its
@@ -139,9 +177,7 @@ class Session(dict):
     @property
     def expire_at_browser_close(self):
         """Whether the cookie is a browser-session cookie (no Max-Age)."""
-        if self.max_age is None:
-            return self._options.expire_at_browser_close
-        return self.max_age == 0
+        return ends_with_browser(self._options, self.max_age)
 
     def get_expiry_age(self):
         """Seconds this session has to live if it is saved now."""
