@@ -263,8 +263,7 @@ class SessionDataManager:
             raise SessionConflictError(
                 'the session was deleted or replaced by another request')
         loaded = self._decoded_loaded_data()
-        merged = merge(loaded, self._factory.serializer.loads(current.data),
-                       self.session,
+        merged = merge(loaded, self._theirs(current), self.session,
                        changed_keys(loaded, self.session))
         max_age = self.session.max_age
         if max_age == self._loaded.record.max_age:
@@ -276,6 +275,20 @@ class SessionDataManager:
             expires=expiry_time(self._factory.options, current.created,
                                 record.accessed, max_age),
             max_age=max_age)
+
+    def _theirs(self, current):
+        """The data another writer stored; a record that holds no session's
+        data (unreadable, or not a mapping) is one a new session replaces
+        when it is loaded: the session is gone, as if deleted."""
+        try:
+            theirs = self._factory.serializer.loads(current.data)
+        except Exception:
+            theirs = None
+        if not isinstance(theirs, dict):
+            raise SessionConflictError(
+                'the session was replaced by another writer with a record '
+                'that holds no session\'s data')
+        return theirs
 
     def _decoded_loaded_data(self):
         """The data as loaded, decoded afresh: values the view mutated in

@@ -164,3 +164,44 @@ def test_one_neighbour_more_is_a_conflict_that_a_retry_resolves(
     app.get('/incr', params={'key': 'mine'})
     assert app.get('/get').json['data'] == {
         'mine': 1, **neighbours_data(MAX_MERGES)}
+
+
+class HostileNeighbourFileStore(FileStore):
+    """The file store, where before the next write another writer (or an
+    attacker with access to the store) replaces the session's record with
+    a newer version whose data is ``planted``: no session's data."""
+
+    planted = None
+
+    def prepare_write(self, key, record, expected_version):
+        if self.planted is not None:
+            current = self.load(key)
+            newer = replace(current, data=self.planted,
+                            version=current.version + 1)
+            super().prepare_write(key, newer, current.version).commit()
+            self.planted = None
+        return super().prepare_write(key, record, expected_version)
+
+
+@pytest.mark.parametrize('planted', [b'[1, 2]', b'"a string"', b'\xff{'])
+def test_a_write_over_a_record_holding_no_session_is_a_conflict(
+        backend_file, planted):
+    """What the load path takes for no session, a write does too: the
+    session is gone, never merged into; the replay
+    starts a new session."""
+    def app_planting(retry_attempts):
+        app = make_app({**backend_file, 'sessions.backend':
+                        f'{__name__}.HostileNeighbourFileStore'},
+                       retry_attempts=retry_attempts)
+        app.get('/set', params={'key': 'mine', 'value': '0'})
+        session_factory(app).store.planted = planted
+        return app
+
+    app = app_planting(retry_attempts=0)
+    with pytest.raises(SessionConflictError, match='no session'):
+        app.get('/incr', params={'key': 'mine'})
+    app = app_planting(retry_attempts=2)
+    cookie = session_cookie(app)
+    app.get('/incr', params={'key': 'mine'})
+    assert session_cookie(app) != cookie
+    assert app.get('/get').json['data'] == {'mine': 1}
