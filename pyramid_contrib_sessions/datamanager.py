@@ -314,6 +314,9 @@ class SessionDataManager:
         """The session is now what was committed: later saves in the same
         request compare against it."""
         session, record = self.session, self._merged_record or plan.record
+        if (not plan.changes and record is not None and not session.dirty
+                and not session.save_requested):
+            return  # read only: it is what was loaded
         self._loaded_data = None
         if record is None:  # emptied: nothing stored
             self._loaded = None
@@ -321,7 +324,7 @@ class SessionDataManager:
                 session_key=None, dirty=False, save_requested=False))
         else:
             self._loaded = Loaded(plan.session_key, record)
-            data = (dict(session) if self._merged_record is None  # ours
+            data = (session if self._merged_record is None  # ours
                     else self._factory.serializer.loads(record.data))
             session.reset(_state_of(self._loaded, data))
         if cookie is not None:

@@ -125,11 +125,11 @@ class SessionFactory:
         session_id, record, data = loaded
         if record is None:
             stored = None
-            state = SessionState({}, None, now, now, None, new=True)
+            state = SessionState({}, None, now, now, None, True)
         else:
             stored = Loaded(session_id, record)
             state = SessionState(data, session_id, record.created,
-                                 record.accessed, record.max_age, new=False)
+                                 record.accessed, record.max_age, False)
         manager = SessionDataManager(self, stored, state, transaction_manager)
         manager.join_if_refresh_due(now)
         return manager
@@ -231,11 +231,25 @@ def open_session(request, session_id=None, *, cookie_value=None):
     sent to its owner's browser: ``cycle_key()`` and ``invalidate()`` leave
     the owner's cookie finding nothing.
 
-    Raises :class:`~pyramid_contrib_sessions.exceptions.NoSessionStoreError`
-    with the ``cookie`` backend, which keeps sessions in the browser, and
-    ``TypeError`` unless exactly one of ``session_id`` and ``cookie_value``
-    is given.
+    Raises ``NoSessionStoreError`` with the ``cookie`` backend (it keeps
+    sessions in the browser); ``TypeError`` unless exactly one of
+    ``session_id`` and ``cookie_value`` is given.
     """
+    manager = _our_factory(request).open_stored(
+        session_id, cookie_value=cookie_value,
+        transaction_manager=transaction_manager_for(request))
+    if manager is None:
+        return None
+    # written with the response, as request.session is (see settle)
+    request.add_response_callback(
+        lambda request, response: manager.settle(
+            write=request.exception is None))
+    settle_unanswered(request, manager)
+    return manager.session
+
+
+def _our_factory(request):
+    """The application's :class:`SessionFactory`."""
     factory = request.registry.queryUtility(ISessionFactory)
     if not isinstance(factory, SessionFactory):
         raise NoSessionStoreError(
@@ -243,18 +257,7 @@ def open_session(request, session_id=None, *, cookie_value=None):
             f'pyramid_contrib_sessions\': include pyramid_contrib_sessions '
             f'(or set session_factory_from_settings(...) as the session '
             f'factory) to open stored sessions')
-    manager = factory.open_stored(
-        session_id, cookie_value=cookie_value,
-        transaction_manager=transaction_manager_for(request))
-    if manager is None:
-        return None
-    # written when the response is made, as request.session is (a script
-    # makes no response: its transaction decides)
-    request.add_response_callback(
-        lambda request, response: manager.settle(
-            write=request.exception is None))
-    settle_unanswered(request, manager)
-    return manager.session
+    return factory
 
 
 def settle_unanswered(request, manager):

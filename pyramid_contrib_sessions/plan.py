@@ -109,11 +109,11 @@ def _under_new_id(loaded, state, options, now):
     session_key = state.session_key or new_session_id()
     record = new_record(state, options, now, state.created, 1,
                         dumps_naming_key(options.serializer, state.data))
-    changes = [Write(session_key, record, None)]
+    changes = (Write(session_key, record, None),)
     if loaded is not None:
-        changes.append(Delete(loaded.session_id))
-    changes.sort(key=lambda change: change.session_id)
-    return Plan(tuple(changes), session_key, record,
+        changes = tuple(sorted(changes + (Delete(loaded.session_id),),
+                               key=lambda change: change.session_id))
+    return Plan(changes, session_key, record,
                 _send_cookie(record, state, options, now))
 
 

@@ -40,9 +40,8 @@ def ends_with_browser(options, max_age):
 
 
 class SessionState(NamedTuple):
-    """Everything a session holds, taken whole (see
-    :meth:`Session.snapshot`); ``data`` is a copy the session does not
-    share, ``dirty`` whether it may differ from what was loaded."""
+    """Everything a session holds (see :meth:`Session.snapshot`);
+    ``dirty``: whether the data may differ from what was loaded."""
 
     data: dict
     session_key: Optional[str]
@@ -93,16 +92,14 @@ class Session(dict):
     def reset(self, state):
         """Become ``state`` (a :class:`SessionState`): what was loaded when
         the transaction aborts, a savepoint's snapshot when it rolls back,
-        what was committed after a commit. Nobody is told of this change."""
-        dict.clear(self)
-        dict.update(self, state.data)
-        self.session_key = state.session_key
-        self.created = state.created
-        self.accessed = state.accessed
-        self.max_age = state.max_age
-        self.new = state.new
-        self._dirty = state.dirty
-        self.save_requested = state.save_requested
+        what was committed after a commit (its ``data`` the session itself
+        when the session keeps the data it has). Nobody is told of this
+        change."""
+        if state.data is not self:
+            dict.clear(self)
+            dict.update(self, state.data)
+        (_, self.session_key, self.created, self.accessed, self.max_age,
+         self.new, self._dirty, self.save_requested) = state
 
     __setitem__ = _marks_changed(dict.__setitem__)
     __delitem__ = _marks_changed(dict.__delitem__)

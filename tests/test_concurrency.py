@@ -132,13 +132,20 @@ class NeighbourlyFileStore(FileStore):
         super().prepare_write(key, newer, current.version).commit()
 
 
-def neighbourly_app(backend_file, neighbours, retry_attempts=0):
+def app_over(store_class, backend_file, retry_attempts=0, **store_attrs):
+    """An app over the file store subclass ``store_class``, its client's
+    session holding ``mine``; then the store gets ``store_attrs``."""
     app = make_app({**backend_file, 'sessions.backend':
-                    f'{__name__}.NeighbourlyFileStore'},
+                    f'{__name__}.{store_class.__name__}'},
                    retry_attempts=retry_attempts)
     app.get('/set', params={'key': 'mine', 'value': '0'})
-    session_factory(app).store.neighbours = neighbours
+    vars(session_factory(app).store).update(store_attrs)
     return app
+
+
+def neighbourly_app(backend_file, neighbours, retry_attempts=0):
+    return app_over(NeighbourlyFileStore, backend_file, retry_attempts,
+                    neighbours=neighbours)
 
 
 def neighbours_data(count):
@@ -187,15 +194,10 @@ class HostileNeighbourFileStore(FileStore):
 def test_a_write_over_a_record_holding_no_session_is_a_conflict(
         backend_file, planted):
     """What the load path takes for no session, a write does too: the
-    session is gone, never merged into; the replay
-    starts a new session."""
+    session is gone, never merged into; the replay starts a new one."""
     def app_planting(retry_attempts):
-        app = make_app({**backend_file, 'sessions.backend':
-                        f'{__name__}.HostileNeighbourFileStore'},
-                       retry_attempts=retry_attempts)
-        app.get('/set', params={'key': 'mine', 'value': '0'})
-        session_factory(app).store.planted = planted
-        return app
+        return app_over(HostileNeighbourFileStore, backend_file,
+                        retry_attempts, planted=planted)
 
     app = app_planting(retry_attempts=0)
     with pytest.raises(SessionConflictError, match='no session'):
