@@ -300,6 +300,19 @@ def test_a_savepoint_rollback_over_every_change_writes_nothing(app, change):
     assert current_record(app) == before
 
 
+def test_a_savepoint_rollback_over_invalidate_restores_the_whole_session(
+        app):
+    """Its id, data, creation time and ``new`` are as at the savepoint,
+    taken after the session joined the transaction."""
+    store_value(app, 'n', 1)
+    before = current_record(app)
+    response = app.get('/savepoint', {'early': '1', 'invalidate': '1'})
+    assert response.json['data'] == {'n': 1, 'early': True}
+    assert (response.json['new'], response.json['has_key']) == (False, True)
+    assert response.json['created'] == before.created
+    assert app.get('/get').json['data'] == {'n': 1, 'early': True}
+
+
 def test_a_change_after_the_transaction_ended_is_not_stored(app):
     store_value(app, 'n', 1)
     before = current_record(app)
