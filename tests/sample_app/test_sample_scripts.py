@@ -62,6 +62,20 @@ def test_a_script_flashes_a_message_into_a_users_session(app):
     assert 'kept' in page and 'dropped' not in page
 
 
+def test_a_transaction_that_wrote_nothing_leaves_the_next_one_writing(app):
+    """A script's session set to what it holds commits nothing; a change
+    in the script's next transaction still joins that one."""
+    browser, cookie = browser_session(app)
+    with prepare(registry=app.registry) as env:
+        request = env['request']
+        with request.tm:
+            session = open_session(request, cookie_value=cookie)
+            session.update(dict(session))  # changed, to equal values
+        with request.tm:
+            session['later'] = True
+    assert stored_data(app, session.session_key)['later'] is True
+
+
 def test_unknown_or_forged_sessions_do_not_open(app):
     browser, cookie = browser_session(app)
     session_id = app.registry.getUtility(ISessionFactory).codec.decode(
