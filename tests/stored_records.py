@@ -78,8 +78,9 @@ def _plant_row(store, key, fields):
             connection.execute(sa.update(table).where(by_key).values(
                 **fields))
             row = connection.execute(sa.select(table).where(by_key)).one()
-    except (sa.exc.SQLAlchemyError, TypeError) as error:
-        # the database (or its driver) refuses the value: a typed column
+    except (sa.exc.SQLAlchemyError, TypeError, OverflowError) as error:
+        # the database (or its driver) refuses the value: a typed column,
+        # or sqlite3 an int beyond 64 bits (an OverflowError, as is)
         raise ValueCastError(str(error).splitlines()[0]) from error
     for name, value in fields.items():
         held = getattr(row, name)
