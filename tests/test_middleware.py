@@ -16,7 +16,7 @@ from functional_support import (
     varies_on_cookie)
 from pyramid_contrib_sessions import SessionMiddleware
 
-ENVIRON_KEY = 'pyramid_contrib_sessions.session'  # public: documented in README
+ENVIRON_KEY = 'pyramid_contrib_sessions.session'  # public, in the README
 
 
 class AppFailed(Exception):
