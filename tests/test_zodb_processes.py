@@ -171,3 +171,49 @@ def test_an_application_built_twice_in_one_process_shares_the_file(
     assert get_with_cookie(third, '/get', cookie).json['value'] == 3
     session_factory(third).close()
 
+
+
+# An application that reads its session settings under the prefix 'app.',
+# on the file argv[1], which another process holds: the error of its first
+# request.
+HELD_UNDER_PREFIX = '''
+import sys
+from pyramid.config import Configurator
+from webtest import TestApp
+from pyramid_contrib_sessions import session_factory_from_settings
+
+
+def view_set(request):
+    request.session['n'] = 1
+    return request.response
+
+
+settings = {'app.zodb.uri': sys.argv[1], 'app.secret': 'x' * 32,
+            'app.cookie_secure': 'false'}
+with Configurator(settings=settings) as config:
+    config.set_session_factory(
+        session_factory_from_settings(settings, prefix='app.'))
+    config.add_route('set', '/set')
+    config.add_view(view_set, route_name='set')
+    app = TestApp(config.make_wsgi_app())
+try:
+    app.get('/set')
+except Exception as error:
+    print(f'{type(error).__name__}: {error}')
+'''
+
+
+def test_a_held_file_names_the_uri_key_under_the_applications_prefix(
+        backend_zodb):
+    """The file is in use when a request of the second process needs it:
+    what to use instead names that application's own key."""
+    uri = backend_zodb['sessions.zodb.uri']
+    app = make_app(backend_zodb)
+    try:
+        app.get('/set', {'key': 'n', 'value': '1'})
+        result = python(HELD_UNDER_PREFIX, uri)
+    finally:
+        session_factory(app).close()
+    assert result.stdout.startswith('StoreError: zodb backend: the '
+                                    'sessions database '), result.stderr
+    assert '(app.zodb.uri = zeo://host:port)' in result.stdout

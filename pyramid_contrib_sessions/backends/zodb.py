@@ -193,7 +193,8 @@ class ZODBStore:
         bounded = _bounded(uri, connect_timeout)
         return cls(shared_database(
             uri, where,
-            lambda: _open_sessions_database(read, bounded, where)),
+            lambda: _open_sessions_database(read, bounded, where),
+            read.key('uri')),
             grace, where, socket_timeout, settings_prefix=read.prefix)
 
     # reading

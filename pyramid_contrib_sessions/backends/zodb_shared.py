@@ -40,11 +40,12 @@ _OPEN_DATABASES = weakref.WeakSet()  # what the exit closes
 _REGISTRY_LOCK = threading.Lock()
 
 
-def shared_database(uri, where, open_database):
+def shared_database(uri, where, open_database, uri_key='sessions.zodb.uri'):
     """The process's :class:`SharedDatabase` for ``uri``, with one more
     user (who calls its ``release()`` once). ``open_database()`` opens it,
     or raises the ConfigurationError a bad setting deserves; it is called
-    now, and raises now, unless another process holds the file."""
+    now, and raises now, unless another process holds the file.
+    ``uri_key`` is the setting that gave ``uri``, for error messages."""
     if _file_path(uri) is None:
         database = SharedDatabase(where, open_database)
         database.open_at_start()
@@ -52,7 +53,7 @@ def shared_database(uri, where, open_database):
     with _REGISTRY_LOCK:
         database = _FILE_DATABASES.get(uri)
         if database is None:
-            database = SharedDatabase(where, open_database, uri)
+            database = SharedDatabase(where, open_database, uri, uri_key)
             database.open_at_start()
             _FILE_DATABASES[uri] = database
         else:
@@ -63,8 +64,10 @@ def shared_database(uri, where, open_database):
 class SharedDatabase:
     """One ZODB database of this process and the stores that use it."""
 
-    def __init__(self, where, open_database, shared_uri=None):
+    def __init__(self, where, open_database, shared_uri=None,
+                 uri_key='sessions.zodb.uri'):
         self.where = where
+        self._uri_key = uri_key
         self.users = 1
         self._open_database = open_database
         self._shared_uri = shared_uri  # a file:// URI others may share
@@ -103,8 +106,9 @@ class SharedDatabase:
                 except ConfigurationError as error:
                     raise StoreError(f'zodb backend: {error}') from error
                 if holder is not None:
+                    instead = WHAT_TO_USE_INSTEAD.format(uri_key=self._uri_key)
                     raise StoreError(f'zodb backend: {self._held_by(holder)}'
-                                     f'. {WHAT_TO_USE_INSTEAD}')
+                                     f'. {instead}')
             return self._db
 
     def release(self):
@@ -151,7 +155,7 @@ class SharedDatabase:
 WHAT_TO_USE_INSTEAD = (
     'To use sessions from a second process (pshell, a script, '
     'clearsessions) while the application runs, serve them through ZEO '
-    '(sessions.zodb.uri = zeo://host:port) or RelStorage, or choose '
+    '({uri_key} = zeo://host:port) or RelStorage, or choose '
     'another backend (sql, cache, file)')
 
 
