@@ -9,6 +9,16 @@ applies it when staging and compensates on abort. An abort of the
 transaction (another resource failing its commit or vote) runs that
 compensation; only a crash between the staging and the finish leaves such
 a change without the rest of the transaction.
+
+What stays in each store, as it differs in what it may do again: after a
+dropped connection a store sends a command once more only where its driver
+tells that nothing was done (sql: a read or a transaction's first
+statement; redis and memcached: a command whose reply shows whether the
+first send took effect); after a lost race the zodb store runs its short
+transaction again (a ZODB conflict), memcached its ``gets``/``cas``, and
+sql re-reads the row under a lock. Each store also says in its own words
+what failed when it names a server rather than an action (redis,
+memcached).
 """
 import re
 
