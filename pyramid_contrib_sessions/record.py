@@ -10,6 +10,10 @@ HEADER_DECODER = json.JSONDecoder()
 # No time a session of ours holds is later (3000-01-01): a later one would
 # overflow what the stores make of it (Redis's expiry in milliseconds).
 LATEST_TIME = 32503680000
+# The highest version a stored record may hold: the next write's version
+# must still fit the sql backend's 32-bit INTEGER column (a higher one,
+# planted or damaged, would fail every later write of that session).
+LARGEST_VERSION = 2 ** 31 - 2
 
 
 @dataclass(frozen=True)
@@ -64,11 +68,12 @@ def checked_record(data, version, created, accessed, expires, max_age):
     """A :class:`SessionRecord` of these fields as a store read them;
     ``ValueError`` naming the first one no record of ours holds. A store
     reads what another program (or a damaged disk) may have written:
-    a bool is not a version, NaN is no time (nor is anything beyond
-    :data:`LATEST_TIME`), no lifetime is longer than ``LONGEST_EXPIRY``."""
+    a bool is not a version (nor is one past :data:`LARGEST_VERSION`), NaN
+    is no time (nor is anything beyond :data:`LATEST_TIME`), no lifetime
+    is longer than ``LONGEST_EXPIRY``."""
     if not isinstance(data, bytes):
         raise ValueError('record data is not bytes')
-    if not _is_count(version):
+    if not (_is_count(version) and version <= LARGEST_VERSION):
         raise ValueError(f'record version {version!r} is not a count')
     for name, value in (('created', created), ('accessed', accessed),
                         ('expires', expires)):

@@ -17,7 +17,7 @@ NOT_A_MAPPING = [b'[1,2,3]', b'null', b'"abc"', b'42', b'true']
 BAD_FIELDS = [
     ('data', '{}'), ('data', None),
     ('version', -1), ('version', True), ('version', 1.5), ('version', '1'),
-    ('version', None),
+    ('version', None), ('version', 2 ** 31 - 1), ('version', 2 ** 63 - 1),
     ('created', math.nan), ('created', -1.0), ('created', 'x'),
     ('accessed', math.inf), ('accessed', False),
     ('expires', math.nan), ('expires', math.inf), ('expires', -math.inf),
