@@ -194,14 +194,7 @@ def parse_settings(settings, prefix='sessions.'):
     backend = read.text('backend', DEFAULT_BACKEND)
     store_factory, namespace = _resolve_backend(read, backend)
     _reject_unknown_keys(read, namespace)
-    secrets_ = tuple(read.text('secret', '').split())
-    for secret in secrets_:
-        if len(secret) < MIN_SECRET_LENGTH:
-            raise read.error('secret', f'each secret needs at least '
-                                       f'{MIN_SECRET_LENGTH} characters; '
-                                       f'generate one with: python -c '
-                                       f'"import secrets; '
-                                       f'print(secrets.token_urlsafe(32))"')
+    secrets_ = _secrets(read)
     timeout = read.lifetime('timeout')
     options = SessionOptions(
         backend=backend,
@@ -229,6 +222,19 @@ def parse_settings(settings, prefix='sessions.'):
     _check_cookie(read, options)
     _check_reissue_time(read, options)
     return options
+
+
+def _secrets(read):
+    """The secrets, whitespace-separated: the first signs, all verify."""
+    secrets_ = tuple(read.text('secret', '').split())
+    for secret in secrets_:
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise read.error('secret', f'each secret needs at least '
+                                       f'{MIN_SECRET_LENGTH} characters; '
+                                       f'generate one with: python -c '
+                                       f'"import secrets; '
+                                       f'print(secrets.token_urlsafe(32))"')
+    return secrets_
 
 
 def _resolve_backend(read, backend):
@@ -343,6 +349,12 @@ def _check_cookie(read, options):
                                   f'character, non-ASCII, ", ",", ";" or a '
                                   f'backslash): the cookie would never be '
                                   f'sent back')
+    _check_cookie_name(read, options)
+
+
+def _check_cookie_name(read, options):
+    """The cookie's name, and what its ``__Secure-``/``__Host-`` prefix
+    asks of the other attributes."""
     name = options.cookie_name
     if not COOKIE_NAME.match(name):
         raise read.error('cookie_name', f'{name!r} is not a valid cookie '
