@@ -24,9 +24,10 @@ BLOCKED_FOR = 0.5  # seconds a cleaner must still be waiting on a lock
 AFTER_A_SLOT = SLOT_SECONDS + 1
 
 
-@pytest.fixture
-def store(tmp_path):
-    return FileStore(tmp_path / 'sessions')
+@pytest.fixture(params=[False, True], ids=['no-fsync', 'fsync'])
+def store(tmp_path, request):
+    """The index keeps the same files in both durability modes."""
+    return FileStore(tmp_path / 'sessions', fsync=request.param)
 
 
 @pytest.fixture

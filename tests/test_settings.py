@@ -151,6 +151,8 @@ MISTAKES = [
     mistake({'sessions.yourstore.path': '/tmp'},
             'sessions.yourstore.path', 'unknown setting'),
     mistake({'sessions.file.pth': '/tmp'}, 'sessions.file.pth', 'path'),
+    mistake({'sessions.file.fsync': 'always'},
+            'sessions.file.fsync', "'always' is not a boolean"),
     mistake({'sessions.backend': 'nosuch'}, 'sessions.backend',
             "'nosuch' is not a backend. The backends are cache, cookie, "
             "file, sql, zodb, or the dotted name of a store class"),

@@ -2,11 +2,23 @@
 
 Each file is named by the session's store key (the hash of its id, never
 the id) and replaced atomically: a temporary file is written in ``.tmp/``
-and fsynced when the transaction stages it (its ``commit`` phase), renamed
-over the old one at its finish. A small fixed set of lock files (256, by
-key prefix, in ``.locks/``) serialises writers of one session between
-staging and finish, across threads and processes, without a lock file per
-session. A file's mtime is its expiry time.
+when the transaction stages it (its ``commit`` phase), renamed over the old
+one at its finish. A small fixed set of lock files (256, by key prefix, in
+``.locks/``) serialises writers of one session between staging and finish,
+across threads and processes, without a lock file per session. A file's
+mtime is its expiry time.
+
+Durability (``sessions.file.fsync``). A killed process cannot tear a
+file: the kernel holds every write and rename it made, so readers see
+either the old file or the whole new one, whether or not anything is
+fsynced. A power cut is another matter: only what was fsynced is sure to
+be on disk. With ``fsync = true`` the temporary file is fsynced before the
+rename and the directory after it (and after a delete), so a commit that
+returned survives a power cut; with ``false`` (the default, as Django's and
+Beaker's file stores) nothing is fsynced, and a power cut may lose the
+writes of the last seconds: a session then reads as an older version, or
+as none (a file the file system left empty or partial is not a session
+file, and is ignored).
 
 The expiry index. Clearing must not list the directory: that costs as much
 as there are sessions, live or not. So each session file has a marker, an
@@ -27,12 +39,14 @@ or when the expiry moves to an earlier slot (``set_expiry()`` with a
 shorter time). The marker is made before the session file is written, and
 the cleaner deletes a file before its marker, so a crash between the two
 steps leaves a marker without a file (dropped by the next run), never a
-session file that no marker leads to. Making the marker costs no fsync of
-its own: on a file system that journals metadata in order (ext4, XFS) the
-fsync of the session's temporary file, which follows, makes the marker
-durable too; elsewhere a power cut can lose the marker of a session made in
-the last seconds before it (remove ``.expiry`` and the next run rebuilds
-the index).
+session file that no marker leads to. That order is the kernel's, so it
+holds for a killed process in both durability modes. Making the marker
+costs no fsync of its own: with ``fsync = true``, on a file system that
+journals metadata in order (ext4, XFS), the fsync of the session's
+temporary file, which follows, makes the marker durable too; elsewhere, or
+without fsync, a power cut can lose the marker of a session made in the
+last seconds before it (remove ``.expiry`` and the next run rebuilds the
+index).
 
 The index is created by the first clearing of a directory (the first
 ``clearsessions`` run): until then writers make no markers. That run first
@@ -112,10 +126,12 @@ class _Prepared:
 
 class _ExpiryIndex:
     """The markers ``.expiry/<slot>/<key>`` (see the module). The store
-    holds the key's stripe lock around every change of a key's markers."""
+    holds the key's stripe lock around every change of a key's markers.
+    ``durable``: fsync the directories the index build changed."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, durable):
         self.root = os.path.join(directory, INDEX_DIR)
+        self._durable = durable
 
     def exists(self):
         return os.path.isdir(self.root)
@@ -124,10 +140,12 @@ class _ExpiryIndex:
         return os.path.exists(os.path.join(self.root, INDEX_BUILT))
 
     def mark_built(self):
-        """Record that every session file has a marker, durably."""
+        """Record that every session file has a marker (durably when
+        ``durable``)."""
         os.close(os.open(os.path.join(self.root, INDEX_BUILT),
                          os.O_CREAT | os.O_WRONLY, 0o600))
-        _sync_directory(self.root)
+        if self._durable:
+            _sync_directory(self.root)
 
     def _slot_path(self, slot):
         return os.path.join(self.root, str(slot))
@@ -188,6 +206,8 @@ class _ExpiryIndex:
                     os.rmdir(self._slot_path(slot))
 
     def sync(self, slots):
+        if not self._durable:
+            return
         for slot in slots - {None}:
             _sync_directory(self._slot_path(slot))
         _sync_directory(self.root)
@@ -209,14 +229,16 @@ def _sync_directory(path):
 @implementer(ISessionStore)
 @provider(ISessionStoreFactory)
 class FileStore:
-    """Sessions as files in one directory (see the module)."""
+    """Sessions as files in one directory (see the module). ``fsync``:
+    make each commit survive a power cut, not only a killed process."""
 
     name = 'file'
     settings_namespace = 'file'
 
-    def __init__(self, path):
+    def __init__(self, path, fsync=False):
         self.path = os.path.abspath(path)
-        self._index = _ExpiryIndex(self.path)
+        self.fsync = fsync
+        self._index = _ExpiryIndex(self.path, fsync)
         os.makedirs(os.path.join(self.path, LOCK_DIR), mode=0o700,
                     exist_ok=True)
         for stripe in range(LOCK_STRIPES):
@@ -226,11 +248,12 @@ class FileStore:
     @classmethod
     def from_settings(cls, settings, options):
         read = SettingsReader.for_backend(settings, options, 'file')
-        read.reject_unknown({'path'}, 'the file backend')
+        read.reject_unknown({'path', 'fsync'}, 'the file backend')
         path = read.required('path', 'the file backend (the directory that '
                                      'holds the session files)')
+        fsync = read.boolean('fsync', False)
         try:
-            return cls(path)
+            return cls(path, fsync)
         except OSError as error:
             raise read.error('path', f'cannot use {path!r} as the session '
                                      f'directory: {error}') from error
@@ -335,13 +358,13 @@ class FileStore:
 
         def replace():
             os.replace(temp_path, path)
-            _sync_directory(self.path)
+            self._sync()
 
         return _Prepared(lock_fd, apply=replace, temp_path=temp_path)
 
     def _write_temp(self, record):
-        """A temporary file holding ``record``, fsynced, its mtime the
-        record's expiry; its path."""
+        """A temporary file holding ``record`` (fsynced when ``fsync``),
+        its mtime the record's expiry; its path."""
         temp_dir = os.path.join(self.path, TEMP_DIR)
         temp_path = os.path.join(temp_dir, secrets.token_hex(8))
         try:
@@ -352,8 +375,9 @@ class FileStore:
         try:
             with open(fd, 'wb') as stream:
                 stream.write(record_to_bytes(record))
-                stream.flush()
-                os.fsync(stream.fileno())
+                if self.fsync:
+                    stream.flush()
+                    os.fsync(stream.fileno())
             os.utime(temp_path, (record.expires, record.expires))
         except OSError:
             with contextlib.suppress(OSError):
@@ -364,7 +388,13 @@ class FileStore:
     def _unlink(self, path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        _sync_directory(self.path)
+        self._sync()
+
+    def _sync(self):
+        """With ``fsync``, make the renames and unlinks in the session
+        directory durable."""
+        if self.fsync:
+            _sync_directory(self.path)
 
     # clearing
 
@@ -384,7 +414,7 @@ class FileStore:
             else:
                 self._index.remove_empty_slots(now)
             if deleted:
-                _sync_directory(self.path)
+                self._sync()
             return deleted
 
     def _settle(self, slot, key, now):
