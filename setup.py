@@ -39,12 +39,14 @@ extras['testing'] = sorted(
        'waitress', 'playwright>=1.40', 'alembic'})
 # benchmarks/overhead.py: the clients of the stores it measures, and the
 # peers it compares with (Beaker's ext:database checked on 1.14.1 with
-# SQLAlchemy 2.1)
+# SQLAlchemy 2.1; Django's redis cache needs 4.0, Flask-Session's JSON
+# serialization 0.7)
 extras['benchmarks'] = sorted(
     {req for name in ('sql', 'postgresql', 'redis', 'memcached')
      for req in extras[name]}
     | {'pyramid_tm', 'pyramid_beaker', 'Beaker>=1.14',
-       'pyramid_session_redis', 'python-memcached'})
+       'pyramid_session_redis', 'python-memcached', 'Django>=4.0', 'Flask',
+       'Flask-Session>=0.7', 'Flask-SQLAlchemy', 'cachelib'})
 # fuzz/run.py: the coverage-guided fuzzer of the cookie codecs
 extras['fuzz'] = ['atheris']
 

@@ -25,6 +25,12 @@ both sides alike. Store writes and reads are counted in an untimed pass
 afterwards (see ``overhead_counting.py``); the floors are the bare store
 operations with no framework (``overhead_floors.py``).
 
+The peers are pyramid_beaker, pyramid_session_redis and Pyramid's cookie
+session (``overhead_apps.py``), Django's session engines
+(``overhead_django.py``) and Flask-Session (``overhead_flask.py``), each in
+a WSGI application of its own measured the same way; a peer whose package
+is missing is listed as not run.
+
 By default Redis and Memcached are private servers started for the run
 (``overhead_servers.py``); ``--redis`` and ``--memcached`` use others.
 PostgreSQL is the one at ``--postgresql``, in throwaway tables.
@@ -195,6 +201,31 @@ def _peer(group, label, build, audit=None):
         return Row(group, label, 'peer', missing=_reason(error))
 
 
+class LazyDjango:
+    """The Django peers' builder, imported and configured at the first
+    Django application (Django's settings are global to the process)."""
+
+    def __init__(self, *arguments):
+        self._arguments = arguments
+        self._peers = None
+
+    def __call__(self):
+        if self._peers is None:
+            import overhead_django
+            self._peers = overhead_django.DjangoPeers(*self._arguments)
+        return self._peers
+
+    def close(self):
+        if self._peers is not None:
+            self._peers.close()
+
+
+def _flask(name, *arguments):
+    """A Flask-Session application from ``overhead_flask.<name>``."""
+    import overhead_flask
+    return getattr(overhead_flask, name)(*arguments)
+
+
 def _floor(group, build):
     try:
         floor = build()
@@ -209,62 +240,25 @@ def _reason(error):
     return f'{type(error).__name__}: {text[0] if text else ""}'[:120]
 
 
-def build_groups(options, scratch, redis_url, memcached, unique):
+def build_groups(options, scratch, redis_url, memcached, unique, django):
     """Every backend with its rows; a backend whose server is missing keeps
-    its rows, marked with the reason."""
-    sql_table = f'bench_{unique}'
+    its rows, marked with the reason. ``django``: the LazyDjango of the
+    run."""
     builders = {
-        'cookie': lambda: (
-            _ours_rows('cookie', lambda _: {'sessions.backend': 'cookie'})
-            + [_peer('cookie', 'pyramid SignedCookieSessionFactory',
-                     apps.pyramid_cookie),
-               _peer('cookie', 'pyramid_beaker (cookie)',
-                     lambda: apps.beaker({'type': 'cookie',
-                                          'validate_key': apps.SECRET}))]
-            + [_floor('cookie', floors.CookieFloor)]),
-        'file': lambda: (
-            _ours_rows('file', lambda suffix: {
-                'sessions.backend': 'file',
-                'sessions.file.path': f'{scratch}/files{suffix}'})
-            + [_peer('file', 'pyramid_beaker (file)', lambda: apps.beaker({
-                'type': 'file', 'data_dir': f'{scratch}/beaker',
-                'lock_dir': f'{scratch}/beaker-locks'}), _beaker_audit)]
-            + [_floor('file', lambda: floors.FileFloor(
-                _directory(f'{scratch}/floor-files')))]),
+        'cookie': lambda: _cookie_rows(django),
+        'file': lambda: _file_rows(scratch, django),
         'zodb': lambda: (
             _ours_rows('zodb', lambda suffix: {
                 'sessions.backend': 'zodb',
                 'sessions.zodb.uri': f'file://{scratch}/sessions{suffix}.fs'})
             + [_floor('zodb', lambda: floors.ZODBFloor(
                 f'{scratch}/floor.fs'))]),
-        'sqlite': lambda: (
-            _ours_rows('sqlite', lambda suffix: {
-                'sessions.backend': 'sql',
-                'sessions.sql.url':
-                    f'sqlite:///{scratch}/sessions{suffix}.sqlite'})
-            + [_peer('sqlite', 'pyramid_beaker (ext:database)',
-                     lambda: apps.beaker({
-                         'type': 'ext:database',
-                         'url': f'sqlite:///{scratch}/beaker.sqlite',
-                         'lock_dir': f'{scratch}/beaker-locks'}),
-                     _beaker_audit)]
-            + [_floor('sqlite', lambda: floors.SQLiteFloor(
-                f'{scratch}/floor.sqlite'))]),
-        'postgresql': lambda: (
-            _ours_rows('postgresql', lambda suffix: {
-                'sessions.backend': 'sql',
-                'sessions.sql.url': options.postgresql,
-                'sessions.sql.table': sql_table + suffix})
-            + [_peer('postgresql', 'pyramid_beaker (ext:database)',
-                     lambda: apps.beaker({
-                         'type': 'ext:database', 'url': options.postgresql,
-                         'table_name': f'{sql_table}_beaker',
-                         'lock_dir': f'{scratch}/beaker-locks'}),
-                     _beaker_audit)]
-            + [_floor('postgresql', lambda: floors.PostgreSQLFloor(
-                _libpq_url(options.postgresql), f'{sql_table}_floor'))]),
-        'redis': lambda: _redis_rows(redis_url, unique),
-        'memcached': lambda: _memcached_rows(memcached, unique, scratch),
+        'sqlite': lambda: _sqlite_rows(scratch, django),
+        'postgresql': lambda: _postgresql_rows(
+            options.postgresql, f'bench_{unique}', scratch, django),
+        'redis': lambda: _redis_rows(redis_url, unique, django),
+        'memcached': lambda: _memcached_rows(memcached, unique, scratch,
+                                             django),
     }
     wanted = options.only.split(',') if options.only else list(builders)
     groups = []
@@ -276,24 +270,100 @@ def build_groups(options, scratch, redis_url, memcached, unique):
     return groups
 
 
-def _redis_rows(url, unique):
+def _cookie_rows(django):
+    return (
+        _ours_rows('cookie', lambda _: {'sessions.backend': 'cookie'})
+        + [_peer('cookie', 'pyramid SignedCookieSessionFactory',
+                 apps.pyramid_cookie),
+           _peer('cookie', 'pyramid_beaker (cookie)',
+                 lambda: apps.beaker({'type': 'cookie',
+                                      'validate_key': apps.SECRET})),
+           _peer('cookie', 'Django (signed_cookies)',
+                 lambda: django().signed_cookies())]
+        + [_floor('cookie', floors.CookieFloor)])
+
+
+def _file_rows(scratch, django):
+    return (
+        _ours_rows('file', lambda suffix: {
+            'sessions.backend': 'file',
+            'sessions.file.path': f'{scratch}/files{suffix}'})
+        + [_peer('file', 'pyramid_beaker (file)', lambda: apps.beaker({
+            'type': 'file', 'data_dir': f'{scratch}/beaker',
+            'lock_dir': f'{scratch}/beaker-locks'}), _beaker_audit),
+           _peer('file', 'Django (file)', lambda: django().file()),
+           _peer('file', 'Flask-Session (cachelib file)',
+                 lambda: _flask('cachelib_file', f'{scratch}/cachelib'))]
+        + [_floor('file', lambda: floors.FileFloor(
+            _directory(f'{scratch}/floor-files'), fsync))
+           for fsync in (False, True)])
+
+
+def _sqlite_rows(scratch, django):
+    return (
+        _ours_rows('sqlite', lambda suffix: {
+            'sessions.backend': 'sql',
+            'sessions.sql.url':
+                f'sqlite:///{scratch}/sessions{suffix}.sqlite'})
+        + [_peer('sqlite', 'pyramid_beaker (ext:database)',
+                 lambda: apps.beaker({
+                     'type': 'ext:database',
+                     'url': f'sqlite:///{scratch}/beaker.sqlite',
+                     'lock_dir': f'{scratch}/beaker-locks'}),
+                 _beaker_audit),
+           _peer('sqlite', 'Django (db)', lambda: django().db('default')),
+           _peer('sqlite', 'Flask-Session (sqlalchemy)',
+                 lambda: _flask('sqlalchemy',
+                                f'sqlite:///{scratch}/flask.sqlite',
+                                'sessions'))]
+        + [_floor('sqlite', lambda: floors.SQLiteFloor(
+            f'{scratch}/floor.sqlite'))])
+
+
+def _postgresql_rows(url, table, scratch, django):
+    return (
+        _ours_rows('postgresql', lambda suffix: {
+            'sessions.backend': 'sql', 'sessions.sql.url': url,
+            'sessions.sql.table': table + suffix})
+        + [_peer('postgresql', 'pyramid_beaker (ext:database)',
+                 lambda: apps.beaker({
+                     'type': 'ext:database', 'url': url,
+                     'table_name': f'{table}_beaker',
+                     'lock_dir': f'{scratch}/beaker-locks'}),
+                 _beaker_audit),
+           _peer('postgresql', 'Django (db)',
+                 lambda: django().db('postgresql')),
+           _peer('postgresql', 'Flask-Session (sqlalchemy)',
+                 lambda: _flask('sqlalchemy', url, f'{table}_flask'))]
+        + [_floor('postgresql', lambda: floors.PostgreSQLFloor(
+            _libpq_url(url), f'{table}_floor'))])
+
+
+def _redis_rows(url, unique, django):
     if url is None:
         return [Row('redis', 'all', 'ours', missing='no redis-server')]
     prefix = f'bench:{unique}:'
+
+    def commands():
+        return counting.counting_redis_commands(url)
+
     return (
         _ours_rows('redis', lambda suffix: {
             'sessions.backend': 'cache', 'sessions.cache.url': url,
             'sessions.cache.prefix': prefix + suffix})
         + [_peer('redis', 'pyramid_session_redis',
-                 lambda: apps.session_redis(url),
-                 lambda: counting.counting_redis_commands(url)),
+                 lambda: apps.session_redis(url), commands),
            _peer('redis', 'pyramid_beaker (ext:redis)',
                  lambda: apps.beaker({'type': 'ext:redis', 'url': url}),
-                 _beaker_audit)]
+                 _beaker_audit),
+           _peer('redis', 'Django (cache)', lambda: django().cache('redis'),
+                 commands),
+           _peer('redis', 'Flask-Session (redis)',
+                 lambda: _flask('redis', url, prefix + 'flask:'), commands)]
         + [_floor('redis', lambda: floors.RedisFloor(url, prefix))])
 
 
-def _memcached_rows(server, unique, scratch):
+def _memcached_rows(server, unique, scratch, django):
     if server is None:
         return [Row('memcached', 'all', 'ours', missing='no memcached')]
     prefix = f'bench:{unique}:'
@@ -306,7 +376,11 @@ def _memcached_rows(server, unique, scratch):
         + [_peer('memcached', 'pyramid_beaker (ext:memcached)',
                  lambda: apps.beaker({'type': 'ext:memcached', 'url': server,
                                       'lock_dir': f'{scratch}/beaker-locks'}),
-                 _beaker_audit)]
+                 _beaker_audit),
+           _peer('memcached', 'Django (cache)',
+                 lambda: django().cache('memcached')),
+           _peer('memcached', 'Flask-Session (memcached)',
+                 lambda: _flask('memcached', server, prefix + 'flask:'))]
         + [_floor('memcached', lambda: floors.MemcachedFloor(
             (host, int(port)), prefix))])
 
@@ -428,7 +502,11 @@ def main(argv=None):
             private_memcached())
         scratch = stack.enter_context(tempfile.TemporaryDirectory())
         stack.callback(drop_tables, options.postgresql, unique)
-        groups = build_groups(options, scratch, redis_url, memcached, unique)
+        django = LazyDjango(f'{scratch}/django-files', redis_url, memcached,
+                            options.postgresql, f'bench_{unique}_django')
+        stack.callback(django.close)
+        groups = build_groups(options, scratch, redis_url, memcached, unique,
+                              django)
         stack.callback(close_all, groups)
         started = time.perf_counter()
         run(groups, options.rounds, options.block_seconds, _log,
@@ -440,12 +518,13 @@ def main(argv=None):
 
 def drop_tables(url, unique):
     """Drop the PostgreSQL tables of this run (ours, with and without
-    pyramid_tm, and beaker's)."""
+    pyramid_tm, and the peers')."""
     import sqlalchemy
     with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
         engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.NullPool)
         with engine.begin() as connection:
-            for suffix in ('', '_tm', '_beaker', '_floor'):
+            for suffix in ('', '_tm', '_beaker', '_floor', '_django',
+                           '_flask'):
                 connection.exec_driver_sql(
                     f'DROP TABLE IF EXISTS bench_{unique}{suffix}')
         engine.dispose()

@@ -41,34 +41,43 @@ def _answer():
     return Response(body=ANSWER, content_type='text/plain')
 
 
-def view_update(request):
-    session = request.session
+# What each view does with its session, whatever the framework (the
+# Django and Flask peers call the same functions).
+
+def update_session(session):
     session['counter'] = session['counter'] + 1
     session['k0']
-    return _answer()
 
 
-def view_read(request):
-    request.session['k0']
-    return _answer()
+def read_session(session):
+    session['k0']
 
 
-def view_new(request):
-    request.session['k0'] = 'set by a first visit'
-    return _answer()
+def new_session(session):
+    session['k0'] = 'set by a first visit'
 
 
-def view_seed(request):
-    request.session.update(SEED)
-    return _answer()
+def seed_session(session):
+    session.update(SEED)
+
+
+SESSION_WORK = {'update': update_session, 'read': read_session,
+                'new': new_session, 'seed': seed_session}
+
+
+def _session_view(work):
+    def view(request):
+        work(request.session)
+        return _answer()
+    return view
 
 
 def view_bare(request):
     return _answer()
 
 
-SESSION_VIEWS = {'update': view_update, 'read': view_read, 'new': view_new,
-                 'seed': view_seed}
+SESSION_VIEWS = {name: _session_view(work)
+                 for name, work in SESSION_WORK.items()}
 
 
 def make_app(settings=None, tm=False, session_factory=None, include=None,

@@ -3,8 +3,9 @@ with no framework at all, on the same ~300 bytes of JSON.
 
 Each floor has ``update`` (read the record, write it back), ``read`` (read
 it) and ``new`` (write a record under a new key), and the same durability
-as the store it stands for: the file floor fsyncs the file and the
-directory, the SQL floors commit, ZODB commits a transaction.
+as the store it stands for: the file floor replaces atomically, with and
+without fsyncs of the file and the directory (``sessions.file.fsync``), the
+SQL floors commit, ZODB commits a transaction.
 """
 import hashlib
 import hmac
@@ -185,13 +186,14 @@ class PostgreSQLFloor(_SQLFloor):
 
 
 class FileFloor:
-    """A file read; a write to a temporary file, fsync, rename over the
-    record, fsync of the directory."""
+    """A file read; a write to a temporary file, renamed over the record;
+    with ``fsync``, an fsync of the file before the rename and of the
+    directory after it."""
 
-    name = 'read + atomic replace'
-
-    def __init__(self, directory):
+    def __init__(self, directory, fsync):
         self._directory = directory
+        self._fsync = fsync
+        self.name = 'read + atomic replace' + (' + fsync' if fsync else '')
         self._path = os.path.join(directory, _new_key())
         self._next = _updated_payloads()
         self._replace(self._path, PAYLOAD)
@@ -201,10 +203,15 @@ class FileFloor:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, payload)
-            os.fsync(fd)
+            if self._fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temp, path)
+        if self._fsync:
+            self._sync_directory()
+
+    def _sync_directory(self):
         fd = os.open(self._directory, os.O_RDONLY)
         try:
             os.fsync(fd)
