@@ -24,6 +24,7 @@ from pyramid_contrib_sessions.settings import parse_settings  # noqa: E402
 from pyramid_contrib_sessions.factory import SessionFactory  # noqa: E402
 
 SERVER_SIDE_BACKENDS = ['file', 'redis', 'memcached', 'memcached_pair']
+SERVER_SIDE_BACKENDS += ['redis_cluster', 'redis_sentinel']  # below
 SERVER_SIDE_BACKENDS += ['zodb', 'zeo']  # backend_zodb, backend_zeo below
 SERVER_SIDE_BACKENDS += ['sqlite', 'postgresql', 'mariadb']  # sql: below
 CLIENT_SIDE_BACKENDS = ['cookie']
@@ -81,6 +82,42 @@ def backend_redis():
     with redis.Redis(host='127.0.0.1', port=6379, db=0) as client:
         for key in client.scan_iter(match=prefix + '*', count=1000):
             client.delete(key)
+
+
+@pytest.fixture(scope='session')
+def redis_cluster(tmp_path_factory):
+    """A Redis Cluster of three masters of the run's own."""
+    from redis_topologies import Cluster
+    cluster = Cluster(tmp_path_factory.mktemp('redis-cluster'))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope='session')
+def redis_sentinel(tmp_path_factory):
+    """A Redis master, its replica and three Sentinels of the run's own
+    (a test that fails the master over starts a group of its own)."""
+    from redis_topologies import SentinelGroup
+    group = SentinelGroup(tmp_path_factory.mktemp('redis-sentinel'))
+    yield group
+    group.stop()
+
+
+@pytest.fixture
+def backend_redis_cluster(redis_cluster):
+    """Sessions in the Redis Cluster (a fresh prefix per test: the
+    cluster goes when the run ends)."""
+    return {'sessions.backend': 'cache',
+            'sessions.cache.url': redis_cluster.url(),
+            'sessions.cache.prefix': unique_prefix()}
+
+
+@pytest.fixture
+def backend_redis_sentinel(redis_sentinel):
+    """Sessions on the master the Sentinels name."""
+    return {'sessions.backend': 'cache',
+            'sessions.cache.url': redis_sentinel.url(),
+            'sessions.cache.prefix': unique_prefix()}
 
 
 MEMCACHED_HOW_TO_START = ('apt-get install -y memcached; '

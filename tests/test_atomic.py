@@ -230,6 +230,8 @@ def test_the_store_refusing_the_write(name, notes, request):
         open(temp_dir, 'w').close()
     elif name == 'redis':
         client.config_set('maxmemory', 1)
+    elif name.startswith('redis_'):  # a Cluster or Sentinels of our own
+        request.getfixturevalue(name).set_maxmemory(1)
     elif name in ('sqlite', 'postgresql', 'mariadb'):
         refuse_with_a_trigger(app, name)
     try:
@@ -238,6 +240,8 @@ def test_the_store_refusing_the_write(name, notes, request):
     finally:
         if name == 'redis':
             client.config_set('maxmemory', 0)
+        elif name.startswith('redis_'):
+            request.getfixturevalue(name).set_maxmemory(0)
         elif name == 'postgresql':
             drop_trigger_function(app, name)
     assert_nothing_stored(app, notes, cookies)

@@ -15,7 +15,6 @@ import time
 from urllib.parse import unquote
 
 import pytest
-import redis
 from pyramid.exceptions import ConfigurationError
 from webtest import TestApp
 
@@ -25,14 +24,19 @@ from functional_support import (
     age_session, current_record, session_cookie, session_factory)
 
 from pyramid_contrib_sessions import session_factory_from_settings
+from pyramid_contrib_sessions.backends.cache import CacheSettings
 from pyramid_contrib_sessions.backends.memcached import (
     MemcachedStore, exptime)
 from pyramid_contrib_sessions.backends.redis import RedisStore
+from pyramid_contrib_sessions.backends.redis_urls import open_endpoint
 from pyramid_contrib_sessions.exceptions import StaleRecordError
 from pyramid_contrib_sessions.keys import store_key
 from pyramid_contrib_sessions.record import SessionRecord
 
-CACHE_BACKENDS = ['redis', 'memcached', 'memcached_pair']
+CACHE_BACKENDS = ['redis', 'redis_cluster', 'redis_sentinel', 'memcached',
+                  'memcached_pair']
+# those whose commands a test can watch (MONITOR is one node's)
+WATCHABLE_BACKENDS = ['redis', 'memcached', 'memcached_pair']
 TWO_WEEKS = 1209600
 SIXTY_DAYS = 60 * 86400
 ONE_HOUR = 3600  # how long a planted item lives
@@ -44,6 +48,12 @@ def cache_backend(request):
     return request.getfixturevalue('backend_' + request.param)
 
 
+@pytest.fixture(params=WATCHABLE_BACKENDS)
+def watched_backend(request):
+    """The settings of each cache server setup whose commands are seen."""
+    return request.getfixturevalue('backend_' + request.param)
+
+
 def session_id(app):
     return session_cookie(app).rpartition('.')[0]
 
@@ -52,11 +62,14 @@ def session_id(app):
 
 
 class RedisServer:
-    """The Redis of a ``backend_redis`` settings dict, read directly."""
+    """The Redis (one server, a Sentinel group's master, or a Cluster) of
+    a ``backend_redis*`` settings dict, read directly through a client of
+    its own."""
 
     def __init__(self, settings):
         self.prefix = settings['sessions.cache.prefix']
-        self.client = redis.Redis.from_url(settings['sessions.cache.url'])
+        self.client = open_endpoint(CacheSettings.parse(
+            {'url': settings['sessions.cache.url']}, None)).client
 
     def keys(self):
         return {key.decode() for key in
@@ -258,6 +271,18 @@ def cache_settings(url, **more):
     ('memcached://127.0.0.1:11211/0', 'list only servers'),
     ('memcached://127.0.0.1:99999', 'is not host:port'),
     ('memcached://127.0.0.1:11211,127.0.0.1:11211', 'listed twice'),
+    ('redis://127.0.0.1:6379/0?timeout=1', "keyword argument 'timeout'"),
+    ('redis+sentinel://127.0.0.1:26379', "must name the master's service"),
+    ('redis+sentinel://127.0.0.1/sessions/zero', "name the master's service"),
+    ('redis+sentinel://127.0.0.1,127.0.0.1:port/m', 'is not host:port'),
+    ('redis+sentinel://127.0.0.1/m?socket_timeout=soon',
+     "socket_timeout='soon': not a positive number of seconds"),
+    ('redis+sentinel://127.0.0.1/m?timeout=1',
+     "unknown query argument 'timeout'; the query may set "
+     "socket_connect_timeout and socket_timeout"),
+    ('redis+cluster://127.0.0.1:7000/1', 'a cluster has only database 0'),
+    ('redis+cluster://127.0.0.1:7000,127.0.0.1:7000', 'listed twice'),
+    ('redis+cluster://', 'is not host:port'),
 ])
 def test_unusable_url_is_refused_at_startup_naming_the_setting(url, problem):
     with pytest.raises(ConfigurationError,
@@ -283,6 +308,9 @@ def test_a_refused_url_is_shown_without_its_password():
      'sessions.cache.timeout: unknown setting'),
     (cache_settings('memcached://127.0.0.1', prefix='my sessions:'),
      'sessions.cache.prefix: .* cannot start a memcached key'),
+    (cache_settings('redis+cluster://127.0.0.1', prefix='{app}:'),
+     "sessions.cache.prefix: '{app}:' holds a hash tag: on a cluster it "
+     "would put every session on one node"),
 ])
 def test_bad_setting_is_refused_at_startup_naming_it(settings, message):
     with pytest.raises(ConfigurationError, match=message):
@@ -300,8 +328,23 @@ def test_unreachable_server_is_refused_at_startup(backend):
                            connect_timeout='0.5'))
 
 
+@pytest.mark.parametrize('url, server', [
+    ('redis+sentinel://127.0.0.1:PORT/sessions',
+     "sentinel service 'sessions' \\(sentinels 127.0.0.1:PORT\\) db 0"),
+    ('redis+cluster://127.0.0.1:PORT', 'cluster 127.0.0.1:PORT'),
+])
+def test_unreachable_sentinels_or_cluster_are_refused_at_startup(url, server):
+    port = str(free_port())  # nothing listens there
+    with pytest.raises(ConfigurationError,
+                       match=f'sessions.cache.url: .*cannot reach the redis '
+                             f'server at {server.replace("PORT", port)}'):
+        session_factory_from_settings(
+            cache_settings(url.replace('PORT', port), connect_timeout='0.5'))
+
+
 @pytest.mark.parametrize('backend, store_class', [
-    ('redis', RedisStore), ('memcached', MemcachedStore),
+    ('redis', RedisStore), ('redis_cluster', RedisStore),
+    ('redis_sentinel', RedisStore), ('memcached', MemcachedStore),
     ('memcached_pair', MemcachedStore)])
 def test_url_scheme_chooses_the_store(request, factory_for, backend,
                                       store_class):
@@ -400,10 +443,10 @@ def test_memcached_expiry_rule():
 # the commands a request sends
 
 
-def test_read_only_request_sends_no_write_command(cache_backend):
-    app = make_app(cache_backend)
+def test_read_only_request_sends_no_write_command(watched_backend):
+    app = make_app(watched_backend)
     app.get('/set', {'key': 'n', 'value': '1'})
-    server = server_of(cache_backend)
+    server = server_of(watched_backend)
     with server.watch() as watched:
         assert app.get('/get').json['value'] == 1
         assert app.get('/get').json['value'] == 1
@@ -411,10 +454,10 @@ def test_read_only_request_sends_no_write_command(cache_backend):
     assert watched.names() == read * 2
 
 
-def test_untouched_request_sends_no_command(cache_backend):
-    app = make_app(cache_backend)
+def test_untouched_request_sends_no_command(watched_backend):
+    app = make_app(watched_backend)
     app.get('/set', {'key': 'n', 'value': '1'})
-    with server_of(cache_backend).watch() as watched:
+    with server_of(watched_backend).watch() as watched:
         app.get('/untouched')
     assert watched.names() == []
 

@@ -177,6 +177,8 @@ def test_a_terminal_gets_a_progress_bar(backend_file, tmp_path):
 
 @pytest.mark.parametrize('settings, says', [
     ('redis', 'the cache backend expires sessions by itself'),
+    ('redis_cluster', 'the cache backend expires sessions by itself'),
+    ('redis_sentinel', 'the cache backend expires sessions by itself'),
     ('cookie', 'the cookie backend keeps sessions in the client; they '
                'expire by themselves'),
 ], indirect=['settings'])

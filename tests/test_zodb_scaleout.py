@@ -1,9 +1,11 @@
 """Scale-out with real processes: two application processes (waitress, each
 serving the test application on a loopback port of its own) share their
 sessions through one database, a ZEO server or RelStorage on PostgreSQL
-(history-free, in a throwaway database). A browser's session is created
-through one process, then read and changed through the other, and both
-processes change one session at the same time without losing a change.
+(history-free, in a throwaway database), or through a Redis Cluster of
+three masters (the sessions spread over its slots). A browser's session
+is created through one process, then read and changed through the other,
+and both processes change one session at the same time without losing a
+change.
 """
 import json
 import secrets
@@ -78,14 +80,15 @@ def backend_relstorage():
         admin.close()
 
 
-@pytest.fixture(params=['zeo', 'relstorage'])
+@pytest.fixture(params=['zeo', 'relstorage', 'redis_cluster'])
 def two_processes(request):
-    """Two application processes over one shared sessions database."""
+    """Two application processes over one shared sessions store."""
     settings = request.getfixturevalue('backend_' + request.param)
-    # create the storage's schema and the sessions tree once, before two
-    # processes race to do it
-    ZODBStore.from_settings({'uri': settings['sessions.zodb.uri']},
-                            None).close()
+    if 'sessions.zodb.uri' in settings:
+        # create the storage's schema and the sessions tree once, before
+        # two processes race to do it
+        ZODBStore.from_settings({'uri': settings['sessions.zodb.uri']},
+                                None).close()
     settings = {**settings, 'sessions.cookie_secure': 'false'}
     first = ServedApp(settings)
     try:

@@ -40,6 +40,7 @@ application's data is not.
 """
 import importlib
 import logging
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -62,10 +63,17 @@ STORES = {
     'redis': ('redis', 'RedisStore', 'redis'),
     'rediss': ('redis', 'RedisStore', 'redis'),
     'unix': ('redis', 'RedisStore', 'redis'),
+    'redis+sentinel': ('redis', 'RedisStore', 'redis'),
+    'redis+cluster': ('redis', 'RedisStore', 'redis'),
     'memcached': ('memcached', 'MemcachedStore', 'memcached'),
 }
 URL_FORMS = ('redis://host:port/db, rediss://host:port/db, '
-             'unix:///path/to/redis.sock or memcached://host:port[,host:port]')
+             'unix:///path/to/redis.sock, '
+             'redis+sentinel://host:port[,host:port...]/service_name[/db], '
+             'redis+cluster://host:port[,host:port...] or '
+             'memcached://host:port[,host:port...]')
+# one server of a list: a name or an address ([...] for IPv6), a port
+SERVER = re.compile(r'(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?\Z')
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,22 @@ class CacheSettings:
     @property
     def scheme(self):
         return urlsplit(self.url).scheme.lower()
+
+    def servers(self, hosts, default_port, form):
+        """The ``(host, port)`` of each server in ``hosts``, the URL's
+        ``host:port[,host:port...]`` (a missing port is ``default_port``);
+        ``form`` is the URL's whole form, for the error."""
+        servers = []
+        for part in (part.strip() for part in hosts.split(',')):
+            match = SERVER.match(part)
+            port = int(match.group(2) or default_port) if match else 0
+            if not 0 < port < 65536:
+                raise self.url_error(f'{part!r} is not host:port ({form})')
+            server = (match.group(1).strip('[]'), port)
+            if server in servers:
+                raise self.url_error(f'{part!r} is listed twice')
+            servers.append(server)
+        return servers
 
     def url_error(self, problem):
         """The ``ConfigurationError`` for a URL that cannot be used (its

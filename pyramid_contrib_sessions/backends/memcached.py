@@ -74,7 +74,6 @@ THIRTY_DAYS = 30 * 86400  # Memcached's limit for a relative expiry
 EXPIRED = -1  # an expiry Memcached treats as already past (0 means never)
 MAX_KEY_LENGTH = 250
 KEY_CHARACTERS = re.compile(r'[!-~]*\Z')  # printable ASCII, no space
-SERVER = re.compile(r'(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?\Z')
 # How often a change re-reads and tries again after losing a cas race it
 # need not fail (a write to a touch; a touch or a delete to anything) before
 # it gives up with a SessionConflictError (pyramid_retry replays the request).
@@ -103,17 +102,8 @@ def parse_servers(config):
     if rest or '?' in hosts or '#' in hosts:
         raise config.url_error('list only servers: '
                                'memcached://host:port[,host:port...]')
-    servers = []
-    for part in hosts.split(','):
-        match = SERVER.match(part.strip())
-        port = int(match.group(2) or DEFAULT_PORT) if match else 0
-        if not 0 < port < 65536:
-            raise config.url_error(f'{part.strip()!r} is not host:port')
-        server = (match.group(1).strip('[]'), port)
-        if server in servers:
-            raise config.url_error(f'{part.strip()!r} is listed twice')
-        servers.append(server)
-    return servers
+    return config.servers(hosts, DEFAULT_PORT,
+                          'memcached://host:port[,host:port...]')
 
 
 def server_address(server):

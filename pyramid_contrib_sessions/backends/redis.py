@@ -1,5 +1,6 @@
-"""The ``cache`` backend on Redis (redis-py): ``redis://``, ``rediss://``
-and ``unix://`` URLs.
+"""The ``cache`` backend on Redis (redis-py): ``redis://``, ``rediss://``,
+``unix://``, ``redis+sentinel://`` and ``redis+cluster://`` URLs (see
+:mod:`.redis_urls` for how each reaches its servers).
 
 A session is one string under ``prefix + store key``: the record's bytes
 (:func:`~pyramid_contrib_sessions.record.record_to_bytes`, a JSON header
@@ -32,26 +33,27 @@ lost reply hid cannot be undone exactly (what it replaced is unknown): an
 abort then leaves it in place, and says so in the log. A touch sent again
 rewrites the same times, and a delete sent again finds nothing to delete;
 an abort leaves either in place too.
+
+**On a Cluster** every command and every script touches one key, a
+session's own, so each runs on the node that holds that key's slot; no
+index or other key spans sessions (expiry is each key's own TTL).
 """
 import contextlib
 import logging
 import math
 import re
 import time
-from urllib.parse import urlsplit
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from redis.exceptions import RedisClusterException
 
 from ..exceptions import StaleRecordError, StoreError
 from ..record import record_to_bytes
 from . import NOTHING_CHANGED, AppliedChange
 from .cache import CacheStore
+from .redis_urls import open_endpoint
 
 log = logging.getLogger(__name__)
-
-DB_PATH = re.compile(r'/?(\d*)\Z')
 
 # The parts of a record's header line the scripts read: its version, and
 # what a touch keeps (version and created) and rewrites (accessed and
@@ -138,11 +140,11 @@ class RedisStore(CacheStore):
 
     name = 'redis'
 
-    def __init__(self, pool, prefix, address):
+    def __init__(self, endpoint, prefix):
         super().__init__(prefix)
-        self.address = address
-        self._pool = pool
-        self._client = redis.Redis(connection_pool=pool)
+        self.address = endpoint.address
+        self._endpoint = endpoint
+        self._client = endpoint.client
         self._write = self._client.register_script(WRITE)
         self._touch = self._client.register_script(TOUCH)
         self._delete = self._client.register_script(DELETE)
@@ -151,14 +153,16 @@ class RedisStore(CacheStore):
     @classmethod
     def connect(cls, config):
         """The store for ``config`` (a CacheSettings), after one PING."""
-        pool = _pool_from_url(config)
-        store = cls(pool, config.prefix, _address(pool))
+        store = cls(open_endpoint(config), config.prefix)
         try:
             store._client.ping()
-        except redis.RedisError as error:
-            pool.disconnect()
+        except (redis.RedisError, RedisClusterException) as error:
+            store.close()
             raise config.url_error(f'cannot reach the redis server at '
                                    f'{store.address}: {error}') from error
+        except TypeError as error:  # a query argument redis-py lacks
+            store.close()
+            raise config.url_error(str(error)) from error
         return store
 
     @contextlib.contextmanager
@@ -166,7 +170,8 @@ class RedisStore(CacheStore):
         """Turn the client's errors into a StoreError naming the server."""
         try:
             yield
-        except (redis.ConnectionError, redis.TimeoutError) as error:
+        except (redis.ConnectionError, redis.TimeoutError,
+                RedisClusterException) as error:
             raise StoreError(
                 f'redis backend: cannot reach the server at {self.address} '
                 f'({error}); sessions are unavailable until it answers '
@@ -255,7 +260,7 @@ class RedisStore(CacheStore):
                 keys=[name], args=[left or b'', *put_back]))
 
     def close(self):
-        self._pool.disconnect()
+        self._endpoint.close()
 
 
 def _sent(send):
@@ -272,41 +277,3 @@ def _cannot_undo():
     log.warning('redis backend: the transaction aborted after a session '
                 'write whose reply was lost; what that write replaced is '
                 'unknown, so it stays')
-
-
-def _pool_from_url(config):
-    """One connection pool for the process, from ``sessions.cache.url``."""
-    url = config.url
-    parts = _split(config)
-    if parts.scheme != 'unix' and not DB_PATH.match(parts.path):
-        raise config.url_error('the path must be a database number, as in '
-                               'redis://host:6379/0')
-    try:
-        return redis.ConnectionPool.from_url(
-            url,
-            socket_connect_timeout=config.connect_timeout,
-            socket_timeout=config.socket_timeout,
-            # the store sends a command again itself, knowing which may
-            # have run (see _sent)
-            retry=Retry(NoBackoff(), 0))
-    except (ValueError, TypeError) as error:
-        raise config.url_error(str(error)) from error
-
-
-def _split(config):
-    """``urlsplit`` of the URL, with a bad port as the URL's error."""
-    parts = urlsplit(config.url)
-    try:
-        parts.port
-    except ValueError as error:
-        raise config.url_error(str(error)) from error
-    return parts
-
-
-def _address(pool):
-    """Where the pool connects, for error messages (never the password)."""
-    kwargs = pool.connection_kwargs
-    if 'path' in kwargs:
-        return f'unix:{kwargs["path"]} db {kwargs.get("db", 0)}'
-    return (f'{kwargs.get("host", "localhost")}:{kwargs.get("port", 6379)} '
-            f'db {kwargs.get("db", 0)}')
