@@ -1,0 +1,132 @@
+"""Redis Sentinel failover under traffic, on a master, a replica and three
+Sentinels of the test's own: the master is killed (SIGKILL) while clients
+keep changing their sessions, the Sentinels promote the replica, and the
+application, never restarted, serves again from the new master.
+
+Redis replicates asynchronously, so what the promoted replica never
+received is lost, as the README says: here the replica is cut off (paused,
+its link to the master closed) just before one last write and the kill,
+so that write is certainly lost and the session reads as it was before
+it. Everything the replica had received is kept.
+"""
+import threading
+import time
+
+from webtest import TestApp
+
+from app import make_app
+from functional_support import session_cookie
+from redis_topologies import SentinelGroup, ask, wait_until
+
+from pyramid_contrib_sessions.exceptions import StoreError
+from pyramid_contrib_sessions.keys import store_key
+
+TIMEOUT = 0.5  # seconds: the connect and socket timeouts, in the URL
+FAILED_WITHIN = 10 * TIMEOUT  # the longest a failing request may take
+# How long before the cut an acknowledged write has surely reached the
+# replica (replication follows each write within microseconds here).
+REPLICATED_WITHIN = 0.1
+PREFIX = 'failover:'
+
+
+class Counting(threading.Thread):
+    """A client incrementing its own session's counter until stopped;
+    each request's end time and outcome (the count, or the error)."""
+
+    def __init__(self, wsgi_app):
+        super().__init__(daemon=True)
+        self.client = TestApp(wsgi_app)
+        self.outcomes = []  # (monotonic end time, count or error, seconds)
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            try:
+                outcome = self.client.get('/incr').json['data']['n']
+            except Exception as error:  # checked by the test: StoreError
+                outcome = error
+            ended = time.monotonic()
+            self.outcomes.append((ended, outcome, ended - started))
+
+    def counts(self, since=0.0, until=float('inf')):
+        return [outcome for ended, outcome, _ in self.outcomes
+                if since <= ended <= until and isinstance(outcome, int)]
+
+    def errors(self):
+        return [(outcome, seconds) for _, outcome, seconds in self.outcomes
+                if isinstance(outcome, Exception)]
+
+
+def held_by_replica(group, app):
+    """The bytes the replica holds for ``app``'s client's session."""
+    key = PREFIX + store_key(session_cookie(app).rpartition('.')[0])
+    return ask(group.replica.port, 'GET', key)
+
+
+def test_a_killed_master_fails_over_under_traffic_without_a_restart(
+        tmp_path):
+    group = SentinelGroup(tmp_path)
+    try:
+        app = make_app({
+            'sessions.backend': 'cache', 'sessions.cache.prefix': PREFIX,
+            'sessions.cache.url': f'{group.url()}?socket_timeout={TIMEOUT}'
+                                  f'&socket_connect_timeout={TIMEOUT}'})
+        kept = [TestApp(app.app) for _ in range(3)]
+        for number, client in enumerate(kept):
+            client.get('/set', {'key': 'who', 'value': str(number)})
+        late = TestApp(app.app)
+        late.get('/set', {'key': 'step', 'value': '1'})
+        wait_until(lambda: '"step":1' in (held_by_replica(group, late)
+                                           or ''),
+                   'the replica holds step 1')
+        counting = [Counting(app.app) for _ in range(3)]
+        for client in counting:
+            client.start()
+        cut, killed = cut_the_replica_off_then_kill_the_master(group, late)
+        wait_until(lambda: all(client.counts(since=killed)
+                               for client in counting),
+                   'every client counts again after the failover')
+        for client in counting:
+            client.stopping.set()
+            client.join()
+        check_the_failover(group, app, counting, cut, killed)
+        # the write the replica never received is lost, nothing else
+        assert late.get('/get').json['data'] == {'step': 1}
+        for number, client in enumerate(kept):
+            assert client.get('/get').json['data'] == {'who': number}
+    finally:
+        group.stop()
+
+
+def cut_the_replica_off_then_kill_the_master(group, late):
+    """Pause the replica and close its link, write step 2 (on the master
+    only), SIGKILL the master, resume the replica: the monotonic times of
+    the cut and of the kill."""
+    time.sleep(0.5)  # traffic first
+    group.replica.pause()
+    cut = time.monotonic()
+    ask(group.master.port, 'CLIENT', 'KILL', 'TYPE', 'replica')
+    assert late.get('/set', {'key': 'step', 'value': '2'}).json[
+        'data'] == {'step': 2}
+    group.master.kill()
+    killed = time.monotonic()
+    group.replica.resume()
+    return cut, killed
+
+
+def check_the_failover(group, app, counting, cut, killed):
+    assert group.master_port() == group.replica.port  # promoted
+    for client in counting:
+        for error, seconds in client.errors():
+            assert isinstance(error, StoreError), repr(error)
+            assert "redis backend: cannot reach the server at sentinel " \
+                   "service 'sessions'" in str(error)
+            assert seconds < FAILED_WITHIN
+        after = client.counts(since=killed)
+        # acknowledged early enough to have reached the replica: kept
+        replicated = client.counts(until=cut - REPLICATED_WITHIN)
+        assert after[0] - 1 >= replicated[-1]
+        # after the failover the counter goes on one by one
+        assert after == list(range(after[0], after[0] + len(after)))
+        assert client.client.get('/get').json['value'] == after[-1]
