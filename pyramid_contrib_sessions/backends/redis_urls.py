@@ -13,9 +13,9 @@ form of URL, for :class:`~.redis.RedisStore`.
 The two last forms take the socket timeouts in their query, under the
 names redis-py gives them in a ``redis://`` query: ``socket_timeout`` and
 ``socket_connect_timeout`` (seconds); they override
-``sessions.cache.socket_timeout`` and ``connect_timeout``. The password is
-the one of the Redis servers (master and replicas, or the cluster's
-nodes); the Sentinels are asked without one.
+``sessions.cache.socket_timeout`` and ``connect_timeout``. The user and
+password are the master's, or the cluster nodes'; the Sentinels are asked
+without one.
 
 No client sends a command again by itself: the store does, knowing which
 command may have run (see :mod:`.redis`). A Sentinel client finds the
@@ -48,6 +48,8 @@ TIMEOUTS = {'socket_timeout', 'socket_connect_timeout'}
 
 
 def no_retry():
+    """No retry by redis-py: the store sends a command again itself,
+    knowing which may have run (see :func:`.redis._sent`)."""
     return Retry(NoBackoff(), 0)
 
 
@@ -66,8 +68,9 @@ class RedisEndpoint:
 
 
 def open_endpoint(config):
-    """The :class:`RedisEndpoint` of ``config`` (a CacheSettings), not
-    connected yet; a URL that cannot be used is a ConfigurationError."""
+    """The :class:`RedisEndpoint` of ``config`` (a CacheSettings); a URL
+    that cannot be used is a ConfigurationError. Only a cluster's client
+    connects at once (to read the slot map)."""
     opener = {'redis+sentinel': _sentinel_master,
               'redis+cluster': _cluster}.get(config.scheme, _one_server)
     return opener(config)
