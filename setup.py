@@ -36,7 +36,9 @@ extras = {
 extras['testing'] = sorted(
     {req for reqs in extras.values() for req in reqs}
     | {'pytest', 'WebTest', 'pyramid_tm', 'pyramid_retry', 'hypothesis',
-       'waitress', 'playwright>=1.40', 'alembic'})
+       'waitress', 'playwright>=1.40', 'alembic',
+       # the packages the migration tests move sessions away from
+       'pyramid_beaker', 'Beaker>=1.14', 'pyramid_session_redis'})
 # benchmarks/overhead.py: the clients of the stores it measures, and the
 # peers it compares with (Beaker's ext:database checked on 1.14.1 with
 # SQLAlchemy 2.1; Django's redis cache needs 4.0, Flask-Session's JSON

@@ -76,6 +76,9 @@ class SessionDataManager:
         self._settled = False  # the response is made: no further part
         self.transaction_manager = transaction_manager
         self.cookie = None  # the CookieUpdate of the last commit
+        # whether a commit of the session has finished (whatever it
+        # stored): a migrated session retires the old one only then
+        self.committed = False
 
     # joining
 
@@ -200,6 +203,7 @@ class SessionDataManager:
             self._joined = None
         if planned is not None:
             self._became(*planned)
+            self.committed = True
 
     def tpc_abort(self, txn):
         self._drop_prepared()

@@ -54,6 +54,8 @@ class SessionFactory:
         self.options = options
         self.serializer = options.serializer
         self._cookies = CookieWriter(options)
+        # the replaced package's sessions to take over (see migration.py)
+        self.migration = options.migration
         backend = _open_backend(options)
         if ISessionCodec.providedBy(backend):  # client-side: no store
             self.store, self.codec = None, backend
@@ -69,9 +71,15 @@ class SessionFactory:
     def __call__(self, request):
         """The session of ``request``; Pyramid calls this at most once per
         request, on first use of ``request.session``."""
-        manager = self.open(read_cookie(request.environ,
-                                        self.options.cookie_name),
-                            transaction_manager_for(request))
+        cookie_value = read_cookie(request.environ, self.options.cookie_name)
+        transaction_manager = transaction_manager_for(request)
+        migrated = None
+        if cookie_value is None and self.migration is not None:
+            migrated = self.migration.find(request.environ, self.serializer)
+        if migrated is None:
+            manager = self.open(cookie_value, transaction_manager)
+        else:
+            manager = self._open_migrated(migrated, transaction_manager)
 
         def finish(request, response):
             manager.settle(write=request.exception is None)
@@ -79,6 +87,8 @@ class SessionFactory:
             cookie = self.set_cookie_header(manager)
             if cookie is not None:
                 response.headerlist.append(('Set-Cookie', cookie))
+            if migrated is not None and manager.committed:
+                response.headerlist.append(('Set-Cookie', migrated.retire()))
 
         request.add_response_callback(finish)
         settle_unanswered(request, manager)
@@ -120,6 +130,17 @@ class SessionFactory:
         if loaded is NO_SESSION:
             return None
         return self._manager_for(loaded, transaction_manager, now)
+
+    def _open_migrated(self, migrated, transaction_manager):
+        """A data manager holding a new session with the data of the
+        replaced package's session ``migrated``, joined to the transaction
+        at once: the data is written if and only if it commits."""
+        now = time.time()
+        state = SessionState(migrated.data, None, migrated.created, now,
+                             None, True, dirty=True)
+        manager = SessionDataManager(self, None, state, transaction_manager)
+        manager.session_changed()
+        return manager
 
     def _manager_for(self, loaded, transaction_manager, now):
         session_id, record, data = loaded
@@ -189,6 +210,8 @@ class SessionFactory:
         """Release the store's connections and files."""
         if self.store is not None:
             self.store.close()
+        if self.migration is not None:
+            self.migration.close()
 
 
 def transaction_manager_for(request):

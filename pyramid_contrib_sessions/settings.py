@@ -10,6 +10,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
 from pyramid.settings import asbool
 
+from .migration import migration_from_settings
 from .serializers import SERIALIZERS
 from .session import LONGEST_EXPIRY
 
@@ -50,8 +51,10 @@ GENERAL_KEYS = {
     'backend', 'secret', 'cookie_name', 'cookie_age', 'cookie_path',
     'cookie_domain', 'cookie_secure', 'cookie_httponly', 'cookie_samesite',
     'timeout', 'absolute_timeout', 'reissue_time', 'save_every_request',
-    'expire_at_browser_close', 'serializer',
+    'expire_at_browser_close', 'serializer', 'migrate_from',
 }
+# the namespace of the replaced session package's settings (migration)
+MIGRATION_NAMESPACE = 'migrate'
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,9 @@ class SessionOptions:
     # that the sql backend can refuse a SQLite file it cannot write beside
     # the application.
     application_sqlalchemy_url: Optional[str] = None
+    # ``migrate_from`` and the ``migrate.*`` keys: the
+    # :class:`~pyramid_contrib_sessions.migration.Migration`, or None
+    migration: Any = None
 
 
 class SettingsReader:
@@ -218,6 +224,7 @@ def parse_settings(settings, prefix='sessions.'):
         backend_settings=_namespace_settings(settings, prefix, namespace),
         prefix=prefix,
         application_sqlalchemy_url=settings.get('sqlalchemy.url'),
+        migration=migration_from_settings(read),
     )
     _check_cookie(read, options)
     _check_reissue_time(read, options)
@@ -284,7 +291,7 @@ def _reject_unknown_keys(read, namespace):
     """A misspelt key must not be silently ignored. Keys of the other
     built-in backends are let through, so switching backends is one line;
     the backend checks its own."""
-    known_namespaces = set(BACKENDS) | {namespace}
+    known_namespaces = set(BACKENDS) | {namespace, MIGRATION_NAMESPACE}
     for key in read.settings:
         if not key.startswith(read.prefix):
             continue
