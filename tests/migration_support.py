@@ -11,18 +11,35 @@ from pyramid.response import Response
 from webtest import TestApp
 
 from app import make_wsgi_app
+from conftest import listening, require_server, unique_prefix
 
 OLD_SECRET = 'the-old-packages-secret-0123456789-abcdefghijklmnop'
 # what the old application stores: what a logged-in user's session holds
 OLD_DATA = {'user_id': 42, 'cart': ['apple', 'pear'], 'name': 'Zoë'}
 # the backends of ours the migration is run into
 TARGET_BACKENDS = ['file', 'redis', 'sqlite', 'zodb']
+# the shared Redis the old pyramid_session_redis sessions are stored in
+REDIS_URL = 'redis://127.0.0.1:6379/0'
 
 
 @pytest.fixture(params=TARGET_BACKENDS)
 def target_backend(request):
     """Each of our backends in turn, as the migration's target."""
     return request.getfixturevalue('backend_' + request.param)
+
+
+@pytest.fixture
+def old_redis():
+    """The shared Redis, and a key prefix of the test's own for the old
+    package's sessions (deleted afterwards): ``(client, prefix)``."""
+    require_server('Redis at 127.0.0.1:6379', listening('127.0.0.1', 6379),
+                   'redis-server --daemonize yes --port 6379')
+    import redis  # only once a test uses it: not every install has it
+    prefix = unique_prefix() + 'old:'
+    with redis.Redis.from_url(REDIS_URL) as client:
+        yield client, prefix
+        for key in client.scan_iter(match=prefix + '*', count=1000):
+            client.delete(key)
 
 
 def view_old_set(request):

@@ -10,30 +10,13 @@ import pyramid_session_redis
 from pyramid.exceptions import ConfigurationError
 
 from app import ViewFailed
-from conftest import listening, require_server, unique_prefix
 from migration_support import (
     OLD_DATA, OLD_SECRET, assert_aborted_keeps_old, assert_migrated,
-    cookie_names, new_app, new_jar, old_app, target_backend,
-    write_old_session)
+    REDIS_URL, cookie_names, new_app, new_jar, old_app, old_redis,
+    target_backend, write_old_session)
 from pyramid_contrib_sessions.settings import parse_settings
 
-__all__ = ['target_backend']  # the fixture, for pytest
-
-REDIS_URL = 'redis://127.0.0.1:6379/0'
-
-
-@pytest.fixture
-def old_redis():
-    """The shared Redis, and a key prefix of the test's own for the old
-    package's sessions (deleted afterwards): ``(client, prefix)``."""
-    require_server('Redis at 127.0.0.1:6379', listening('127.0.0.1', 6379),
-                   'redis-server --daemonize yes --port 6379')
-    import redis
-    prefix = unique_prefix() + 'old:'
-    with redis.Redis.from_url(REDIS_URL) as client:
-        yield client, prefix
-        for key in client.scan_iter(match=prefix + '*', count=1000):
-            client.delete(key)
+__all__ = ['old_redis', 'target_backend']  # the fixtures, for pytest
 
 
 def old_redis_app(jar, prefix):
