@@ -5,14 +5,12 @@ import sqlite3
 
 import pyramid_beaker
 import pytest
-from pyramid.exceptions import ConfigurationError
 
 from app import ViewFailed
 from migration_support import (
     OLD_SECRET, assert_aborted_keeps_old, assert_migrated,
     cookie_names, new_app, new_jar, old_app, target_backend,
     write_old_session)
-from pyramid_contrib_sessions.settings import parse_settings
 
 __all__ = ['target_backend']  # the fixture, for pytest
 
@@ -139,31 +137,3 @@ def test_a_forged_cookie_gives_a_fresh_session(backend_file, tmp_path,
     answer = ours.get('/get', headers={'Cookie': f'{COOKIE}="{forged}"'})
     assert answer.json['data'] == {} and answer.json['new'] is True
     assert 'Set-Cookie' not in answer.headers
-
-
-def test_pickled_cookie_sessions_are_refused_at_start_up():
-    old = {**beaker_cookie_settings(), 'data_serializer': 'pickle'}
-    with pytest.raises(ConfigurationError,
-                       match='sessions.migrate.data_serializer: .*never '
-                             'unpickled'):
-        parse_settings(migrating(old))
-    del old['data_serializer']  # Beaker's default is pickle
-    with pytest.raises(ConfigurationError,
-                       match='sessions.migrate.data_serializer'):
-        parse_settings(migrating(old))
-
-
-@pytest.mark.parametrize('old, key', [
-    ({'type': 'memory'}, 'type'),
-    ({}, 'type'),
-    ({'type': 'file'}, 'data_dir'),
-    ({'type': 'ext:database'}, 'url'),
-    ({'type': 'cookie', 'data_serializer': 'json'}, 'validate_key'),
-    ({'type': 'file', 'data_dir': '/tmp', 'data_serializer': 'yaml'},
-     'data_serializer'),
-    ({'type': 'file', 'data_dir': '/tmp', 'timeout': 'soon'}, 'timeout'),
-    ({'type': 'file', 'data_dir': '/tmp', 'dta_dir': '/tmp'}, 'dta_dir'),
-])
-def test_bad_settings_name_their_key(old, key):
-    with pytest.raises(ConfigurationError, match=f'sessions.migrate.{key}:'):
-        parse_settings(migrating(old))

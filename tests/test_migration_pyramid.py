@@ -5,7 +5,6 @@ import json
 import time
 
 import pytest
-from pyramid.exceptions import ConfigurationError
 from pyramid.session import JSONSerializer, SignedCookieSessionFactory
 from webob.cookies import SignedSerializer
 
@@ -14,7 +13,6 @@ from migration_support import (
     OLD_DATA, OLD_SECRET, assert_aborted_keeps_old, assert_migrated,
     cookie_names, new_app, new_jar, old_app, target_backend,
     write_old_session)
-from pyramid_contrib_sessions.settings import parse_settings
 
 __all__ = ['target_backend']  # the fixture, for pytest
 
@@ -125,24 +123,3 @@ def test_with_our_cookie_the_old_one_is_not_read(backend_file):
     answer = ours.get('/get')
     assert answer.json['data'] == OLD_DATA
     assert 'Set-Cookie' not in answer.headers
-
-
-@pytest.mark.parametrize('settings, key', [
-    ({'sessions.migrate_from': 'beaker'}, 'migrate_from'),
-    ({'sessions.migrate_from': None}, 'migrate.secret'),
-    ({'sessions.migrate.secret': ''}, 'migrate.secret'),
-    ({'sessions.migrate.hashalg': 'sha3000'}, 'migrate.hashalg'),
-    ({'sessions.migrate.timeout': '-5'}, 'migrate.timeout'),
-    ({'sessions.migrate.cookie_name': 'sessionid'}, 'migrate.cookie_name'),
-    ({'sessions.migrate.data_dir': '/tmp'}, 'migrate.data_dir'),
-])
-def test_bad_settings_name_their_key(settings, key):
-    settings = {key: value for key, value in {**MIGRATE, **settings}.items()
-                if value is not None}
-    with pytest.raises(ConfigurationError, match=f'sessions.{key}:'):
-        parse_settings(settings)
-
-
-def test_no_migration_unless_configured():
-    assert parse_settings({}).migration is None
-    assert parse_settings(MIGRATE).migration.name == 'pyramid_signed_cookie'

@@ -7,14 +7,12 @@ import secrets
 
 import pytest
 import pyramid_session_redis
-from pyramid.exceptions import ConfigurationError
 
 from app import ViewFailed
 from migration_support import (
     OLD_DATA, OLD_SECRET, assert_aborted_keeps_old, assert_migrated,
     REDIS_URL, cookie_names, new_app, new_jar, old_app, old_redis,
     target_backend, write_old_session)
-from pyramid_contrib_sessions.settings import parse_settings
 
 __all__ = ['old_redis', 'target_backend']  # the fixtures, for pytest
 
@@ -118,15 +116,3 @@ def test_an_old_store_that_is_down_gives_a_fresh_session(backend_file,
     assert ours.get('/get').json['data'] == {}
     assert 'the old session could not be read' in caplog.text
     assert cookie_names(jar) == {'session'}
-
-
-@pytest.mark.parametrize('settings, key', [
-    ({'sessions.migrate.url': ''}, 'url'),
-    ({'sessions.migrate.url': 'http://example.com'}, 'url'),
-    ({'sessions.migrate.secret': ''}, 'secret'),
-    ({'sessions.migrate.serializer': 'yaml'}, 'serializer'),
-    ({'sessions.migrate.cookie_name': 'sessionid'}, 'cookie_name'),
-])
-def test_bad_settings_name_their_key(settings, key):
-    with pytest.raises(ConfigurationError, match=f'sessions.migrate.{key}:'):
-        parse_settings({**MIGRATE, **settings})

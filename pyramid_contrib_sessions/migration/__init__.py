@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Callable, NamedTuple, Optional
 
-from webob.cookies import make_cookie
+from webob.cookies import SignedSerializer, make_cookie
 
 log = logging.getLogger(__name__)
 
@@ -172,3 +172,11 @@ def is_expired(accessed, timeout, now):
     if isinstance(accessed, bool) or not isinstance(accessed, (int, float)):
         return True
     return now - accessed > timeout
+
+
+def signer_setting(read, what, salt, hashalg, serializer):
+    """The ``SignedSerializer`` (WebOb's, as the old package used it) over
+    the required ``<prefix>migrate.secret``; ``what`` says whose secret
+    it is, for the error when it is missing."""
+    return SignedSerializer(read.required('secret', what), salt, hashalg,
+                            serializer=serializer)

@@ -6,10 +6,9 @@ import hashlib
 import time
 
 from pyramid.session import JSONSerializer
-from webob.cookies import SignedSerializer
 
 from ..cookies import read_cookie
-from . import OldSession, is_expired, timeout_setting
+from . import OldSession, is_expired, signer_setting, timeout_setting
 
 # SignedCookieSessionFactory's defaults
 DEFAULT_SALT = 'pyramid.session.'
@@ -36,11 +35,10 @@ class SignedCookieSource:
         except ValueError as error:
             raise read.error('hashalg', f'{hashalg!r} is not a hashlib '
                                         f'algorithm ({error})') from error
-        signer = SignedSerializer(
-            read.required('secret', 'the SignedCookieSessionFactory secret '
-                                    'that signed the old cookies'),
-            read.text('salt', DEFAULT_SALT), hashalg,
-            serializer=JSONSerializer())
+        signer = signer_setting(
+            read, 'the SignedCookieSessionFactory secret that signed the old '
+                  'cookies', read.text('salt', DEFAULT_SALT), hashalg,
+            JSONSerializer())
         return cls(cookie_name, signer, timeout_setting(read,
                                                         DEFAULT_TIMEOUT))
 

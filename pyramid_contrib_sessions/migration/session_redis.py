@@ -7,10 +7,9 @@ import json
 import pickle
 import time
 
-from webob.cookies import SignedSerializer
 
 from ..cookies import read_cookie
-from . import OldSession
+from . import OldSession, signer_setting
 
 SALT = 'pyramid_session_redis.'  # fixed by pyramid_session_redis
 HASHALG = 'sha512'
@@ -63,10 +62,9 @@ class SessionRedisSource:
         except ValueError as error:
             raise read.error('url', f'{url!r} is not a Redis URL '
                                     f'({error})') from error
-        signer = SignedSerializer(
-            read.required('secret', 'migrating from pyramid_session_redis '
-                                    '(its redis.sessions.secret)'),
-            SALT, HASHALG, serializer=_Text())
+        signer = signer_setting(read, 'migrating from pyramid_session_redis '
+                                      '(its redis.sessions.secret)',
+                                SALT, HASHALG, _Text())
         return cls(cookie_name, signer, client, DESERIALIZERS[name])
 
     def load(self, environ):
