@@ -201,11 +201,12 @@ def parse_settings(settings, prefix='sessions.'):
     store_factory, namespace = _resolve_backend(read, backend)
     _reject_unknown_keys(read, namespace)
     secrets_ = _secrets(read)
+    cookie_name = read.text('cookie_name', 'sessionid')
     timeout = read.lifetime('timeout')
     options = SessionOptions(
         backend=backend,
         secrets=secrets_,
-        cookie_name=read.text('cookie_name', 'sessionid'),
+        cookie_name=cookie_name,
         cookie_age=read.lifetime('cookie_age', TWO_WEEKS),
         cookie_path=read.text('cookie_path', '/'),
         cookie_domain=read.text('cookie_domain'),
@@ -224,7 +225,7 @@ def parse_settings(settings, prefix='sessions.'):
         backend_settings=_namespace_settings(settings, prefix, namespace),
         prefix=prefix,
         application_sqlalchemy_url=settings.get('sqlalchemy.url'),
-        migration=migration_from_settings(read),
+        migration=migration_from_settings(read, cookie_name),
     )
     _check_cookie(read, options)
     _check_reissue_time(read, options)

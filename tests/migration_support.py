@@ -62,6 +62,8 @@ def old_app(session_factory, jar, setup=None):
         config.add_view(view_old_set, route_name='old_set')
         config.add_route('old_set_odd', '/old_set_odd')
         config.add_view(view_old_set_odd, route_name='old_set_odd')
+        config.add_route('old_csrf', '/old_csrf')
+        config.add_view(view_old_csrf, route_name='old_csrf')
         return TestApp(config.make_wsgi_app(), cookiejar=jar)
 
 
@@ -114,3 +116,10 @@ def view_old_set_odd(request):
         'user_id': 7, 'when': datetime.datetime(2024, 5, 1, 12, 0),
         'tags': {'a', 'b'}, 3: 'three', 'pair': (1, 2)})
     return Response('stored')
+
+
+def view_old_csrf(request):
+    """The old session's CSRF token (made on first use) and a flash
+    message, as a form page would leave them."""
+    request.session.flash('welcome back')
+    return Response(request.session.get_csrf_token())

@@ -112,16 +112,29 @@ def test_values_json_cannot_hold_are_dropped_and_logged(backend_sqlite,
         assert f'session key {key!r} dropped' in caplog.text
 
 
+def test_a_file_session_without_a_secret(backend_file, tmp_path):
+    # Beaker without a secret sends the bare id: it migrates all the same
+    jar = new_jar()
+    old = {**beaker_file_settings(tmp_path)}
+    del old['secret']
+    write_old_session(old_beaker_app(jar, old))
+    assert_migrated(new_app({**backend_file, **migrating(old)}, jar), jar,
+                    COOKIE)
+    assert stored_files(tmp_path) == []
+
+
 def test_an_unsigned_id_is_checked_before_it_reaches_beaker(backend_file,
                                                             tmp_path):
     # without a secret Beaker's cookie is the bare id, and Beaker builds a
     # file path from it: only its own shape of id is looked up
-    old = {**beaker_file_settings(tmp_path), 'secret': ''}
+    old = {**beaker_file_settings(tmp_path)}
+    del old['secret']
+    write_old_session(old_beaker_app(new_jar(), old))  # a session to find
     ours = new_app({**backend_file, **migrating(old)}, new_jar())
-    for value in ('..%2F..%2Fetc%2Fpasswd', '../../x', 'A' * 32):
+    for value in ('..%2F..%2Fetc%2Fpasswd', '../../x', 'A' * 32, '0' * 32):
         answer = ours.get('/get', headers={'Cookie': f'{COOKIE}={value}'})
         assert answer.json['new'] is True
-    assert not (tmp_path / 'beaker').exists()
+    assert len(stored_files(tmp_path)) == 1
 
 
 @pytest.mark.parametrize('settings', ['file', 'cookie'])

@@ -36,6 +36,15 @@ def test_a_signed_cookie_session_moves_into_each_backend(target_backend):
                        'expires=Wed, 31-Dec-97 23:59:59 GMT']
 
 
+def test_csrf_token_and_flash_messages_move_too(backend_file):
+    # a form served by the old application still posts after the switch
+    jar = new_jar()
+    token = old_pyramid_app(jar).get('/old_csrf').text
+    ours = new_app({**backend_file, **MIGRATE}, jar)
+    assert ours.get('/csrf').json['token'] == token
+    assert ours.get('/pop_flash').json['flashed'] == ['welcome back']
+
+
 def test_an_aborted_migration_keeps_the_old_session(backend_file):
     jar = new_jar()
     write_old_session(old_pyramid_app(jar))

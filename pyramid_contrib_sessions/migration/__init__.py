@@ -38,10 +38,11 @@ class OldSession(NamedTuple):
     discard: Optional[Callable[[], None]] = None
 
 
-def migration_from_settings(read):
+def migration_from_settings(read, cookie_name):
     """The :class:`Migration` that ``<prefix>migrate_from`` and the
     ``<prefix>migrate.*`` keys describe, or ``None`` when it is unset.
-    ``read`` is the application's SettingsReader."""
+    ``read`` is the application's SettingsReader, ``cookie_name`` our
+    cookie's name."""
     name = read.text('migrate_from')
     inner = type(read)(read.settings, read.key('migrate.'))
     if name is None:
@@ -51,23 +52,28 @@ def migration_from_settings(read):
                                   f'set {read.key("migrate_from")} too '
                                   f'(one of {", ".join(sorted(SOURCES))})')
         return None
+    source_class = _source_class(read, name)
+    inner.reject_unknown(COMMON_KEYS | source_class.keys,
+                         f'migrating from {name}')
+    old_name = inner.text('cookie_name', source_class.cookie_name)
+    if old_name == cookie_name:
+        raise inner.error('cookie_name', f'{old_name!r} is also '
+                                         f'{read.key("cookie_name")}: give '
+                                         f'the new sessions a cookie name '
+                                         f'of their own')
+    return Migration(name, source_class.from_settings(inner, old_name),
+                     old_name, inner.text('cookie_path', '/'),
+                     inner.text('cookie_domain'))
+
+
+def _source_class(read, name):
+    """The class that reads the sessions of package ``name``."""
     if name not in SOURCES:
         raise read.error('migrate_from', f'{name!r} is not one of '
                                          f'{", ".join(sorted(SOURCES))}')
     module, class_name = SOURCES[name]
-    source_class = getattr(importlib.import_module(
-        f'{__package__}.{module}'), class_name)
-    inner.reject_unknown(COMMON_KEYS | source_class.keys,
-                         f'migrating from {name}')
-    cookie_name = inner.text('cookie_name', source_class.cookie_name)
-    if cookie_name == read.text('cookie_name', 'sessionid'):
-        raise inner.error('cookie_name', f'{cookie_name!r} is also '
-                                         f'{read.key("cookie_name")}: give '
-                                         f'the new sessions a cookie name '
-                                         f'of their own')
-    return Migration(name, source_class.from_settings(inner, cookie_name),
-                     cookie_name, inner.text('cookie_path', '/'),
-                     inner.text('cookie_domain'))
+    return getattr(importlib.import_module(f'{__package__}.{module}'),
+                   class_name)
 
 
 class Migration:
