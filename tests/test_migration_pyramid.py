@@ -7,8 +7,9 @@ import time
 import pytest
 from pyramid.session import JSONSerializer, SignedCookieSessionFactory
 from webob.cookies import SignedSerializer
+from webtest import TestApp
 
-from app import ViewFailed
+from app import ViewFailed, make_wsgi_app
 from migration_support import (
     OLD_DATA, OLD_SECRET, assert_aborted_keeps_old, assert_migrated,
     cookie_names, new_app, new_jar, old_app, target_backend,
@@ -51,6 +52,17 @@ def test_an_aborted_migration_keeps_the_old_session(backend_file):
     ours = new_app({**backend_file, **MIGRATE}, jar)
     assert_aborted_keeps_old(ours, jar, 'session')
     with pytest.raises(ViewFailed):
+        ours.get('/fail')
+    assert cookie_names(jar) == {'session'}
+    assert_migrated(ours, jar, 'session')
+
+
+def test_without_pyramid_tm_the_response_writes_it(backend_file):
+    jar = new_jar()
+    write_old_session(old_pyramid_app(jar))
+    ours = TestApp(make_wsgi_app({**backend_file, **MIGRATE}, tm=False),
+                   cookiejar=jar)
+    with pytest.raises(ViewFailed):  # a failed view writes nothing
         ours.get('/fail')
     assert cookie_names(jar) == {'session'}
     assert_migrated(ours, jar, 'session')
