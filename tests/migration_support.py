@@ -17,7 +17,7 @@ OLD_SECRET = 'the-old-packages-secret-0123456789-abcdefghijklmnop'
 # what the old application stores: what a logged-in user's session holds
 OLD_DATA = {'user_id': 42, 'cart': ['apple', 'pear'], 'name': 'Zoë'}
 # the backends of ours the migration is run into
-TARGET_BACKENDS = ['file', 'redis', 'sqlite', 'zodb']
+TARGET_BACKENDS = ['file', 'redis', 'sqlite', 'zodb', 'cookie']
 # the shared Redis the old pyramid_session_redis sessions are stored in
 REDIS_URL = 'redis://127.0.0.1:6379/0'
 
