@@ -144,3 +144,16 @@ def test_with_our_cookie_the_old_one_is_not_read(backend_file):
     answer = ours.get('/get')
     assert answer.json['data'] == OLD_DATA
     assert 'Set-Cookie' not in answer.headers
+
+
+def test_the_old_cookie_expires_on_its_own_path_and_domain(backend_file):
+    ours = new_app({**backend_file, **MIGRATE,
+                    'sessions.migrate.cookie_path': '/shop',
+                    'sessions.migrate.cookie_domain': 'example.com'},
+                   new_jar())
+    cookie = old_cookie(time.time(), OLD_DATA)
+    answer = ours.get('/get', headers={'Cookie': f'session={cookie}'})
+    assert answer.json['data'] == OLD_DATA
+    assert ('Set-Cookie', 'session=; Domain=example.com; Max-Age=0; '
+                          'Path=/shop; expires=Wed, 31-Dec-97 23:59:59 GMT'
+            ) in answer.headerlist
