@@ -46,7 +46,8 @@ extras['testing'] = sorted(
 extras['benchmarks'] = sorted(
     {req for name in ('sql', 'postgresql', 'redis', 'memcached')
      for req in extras[name]}
-    | {'pyramid_tm', 'pyramid_beaker', 'Beaker>=1.14',
+    | {'py-spy',  # benchmarks/scaling.py --py-spy
+       'pyramid_tm', 'pyramid_beaker', 'Beaker>=1.14',
        'pyramid_session_redis', 'python-memcached', 'Django>=4.0', 'Flask',
        'Flask-Session>=0.7', 'Flask-SQLAlchemy', 'cachelib'})
 # fuzz/run.py: the coverage-guided fuzzer of the cookie codecs

@@ -22,28 +22,25 @@ TESTS = os.path.join(os.path.dirname(os.path.dirname(
 sys.path.insert(0, TESTS)
 
 from conftest import SERVER_SIDE_BACKENDS  # noqa: E402
-from load_support import PLAN, REPORT, LoadPlan, format_table  # noqa: E402
+from load_support import (  # noqa: E402
+    PLAN, REPORT, SkipRecorder, add_plan_options, format_table, plan_of)
 
 TEST = os.path.join(TESTS, 'test_load.py')
 TEST_NAME = 'test_concurrent_clients_lose_no_update'
 
 
-class LoadBenchmark:
+class LoadBenchmark(SkipRecorder):
     """A pytest plugin: hands the plan to tests/test_load.py and keeps
     what each backend's run measured."""
 
     def __init__(self, plan):
+        super().__init__()
         self.plan = plan
         self.rows = []
-        self.skipped = []
 
     def pytest_configure(self, config):
         config.stash[PLAN] = self.plan
         config.stash[REPORT] = lambda *row: self.rows.append(row)
-
-    def pytest_runtest_logreport(self, report):
-        if report.skipped:
-            self.skipped.append(f'{report.nodeid}: {report.longrepr[-1]}')
 
 
 def parse_arguments(argv):
@@ -52,19 +49,13 @@ def parse_arguments(argv):
                         choices=SERVER_SIDE_BACKENDS, metavar='BACKEND',
                         help='default: all of ' + ' '.join(
                             SERVER_SIDE_BACKENDS))
-    parser.add_argument('--clients', type=int, default=32,
-                        help='client threads (default 32)')
-    parser.add_argument('--sessions', type=int, default=200,
-                        help='sessions the clients share (default 200)')
-    parser.add_argument('--seconds', type=float, default=20,
-                        help='load time per backend (default 20)')
+    add_plan_options(parser, seconds=20)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     arguments = parse_arguments(argv)
-    benchmark = LoadBenchmark(LoadPlan(arguments.clients, arguments.sessions,
-                                       arguments.seconds))
+    benchmark = LoadBenchmark(plan_of(arguments))
     tests = [f'{TEST}::{TEST_NAME}[{backend}]'
              for backend in arguments.backends]
     status = pytest.main(['-q', '-p', 'no:cacheprovider', *tests],
@@ -77,8 +68,7 @@ def main(argv=None):
         retried = ', '.join(f'{count} {error}' for error, count
                             in sorted(result.retried.items()))
         print(f'{backend} retried: {retried or "none"}')
-    for skipped in benchmark.skipped:
-        print(f'skipped {skipped}')
+    benchmark.print_skipped()
     return status
 
 

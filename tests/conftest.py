@@ -10,6 +10,7 @@ returns its ``sessions.*`` settings, and add ``<name>`` to
 ``SERVER_SIDE_BACKENDS`` (or ``CLIENT_SIDE_BACKENDS``).
 """
 import os
+import secrets
 import socket
 import sys
 import uuid
@@ -204,6 +205,35 @@ def zeo_server(tmp_path_factory):
 def backend_zeo(zeo_server):
     zeo_server.wipe_sessions()
     return {'sessions.backend': 'zodb', 'sessions.zodb.uri': zeo_server.uri()}
+
+
+@pytest.fixture
+def backend_relstorage():
+    """A throwaway history-free RelStorage database on the machine's
+    PostgreSQL, dropped afterwards."""
+    psycopg2 = pytest.importorskip('psycopg2')
+    try:
+        admin = psycopg2.connect(host='127.0.0.1', port=5432,
+                                 user='postgres', dbname='postgres',
+                                 connect_timeout=3)
+    except psycopg2.OperationalError:
+        admin = None
+    require_server('PostgreSQL at 127.0.0.1:5432 (user postgres)',
+                   admin is not None,
+                   'pg_ctlcluster --skip-systemctl-redirect '
+                   '$(ls /etc/postgresql) main start')
+    admin.autocommit = True
+    name = f'pcs_zodb_{secrets.token_hex(6)}'
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE {name}')
+    try:
+        yield {'sessions.backend': 'zodb',
+               'sessions.zodb.uri': f'postgres://postgres@127.0.0.1:5432/'
+                                    f'{name}?keep_history=false'}
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE {name} WITH (FORCE)')
+        admin.close()
 
 
 # sql: a SQLite file in the test's directory; the machine's PostgreSQL and

@@ -14,6 +14,7 @@ Run as a script, this module is the server process: ``python
 load_support.py SETTINGS_JSON``; it prints the port it listens on.
 """
 import collections
+import contextlib
 import http.client
 import json
 import logging
@@ -80,9 +81,11 @@ class LoadResult:
 
 
 # pytest's stash keys: benchmarks/load.py sets the plan and collects the
-# results of tests/test_load.py through them.
+# results of tests/test_load.py through them; benchmarks/scaling.py also
+# sets the numbers of processes.
 PLAN = pytest.StashKey()
 REPORT = pytest.StashKey()
+PROCESSES = pytest.StashKey()
 
 
 # the server process
@@ -151,6 +154,7 @@ class ServedApp:
             raise RuntimeError('the application process did not start')
         self.port = int(port)
         self.url = f'http://127.0.0.1:{self.port}'
+        self.pid = self._process.pid
 
     def stats(self):
         """The server's ``(retried error counts, resident bytes)``."""
@@ -281,32 +285,48 @@ def stored_counters(port, cookies):
         connection.close()
 
 
-def run_load(settings, plan, seed=None):
-    """Serve the test application over ``settings`` and put ``plan``'s
-    load on it; the :class:`LoadResult`."""
+def run_load(settings, plan, seed=None, processes=1,
+             observe=lambda pids: contextlib.nullcontext()):
+    """Serve the test application over ``settings`` in ``processes``
+    processes and put ``plan``'s load on them, each client on one process
+    (in turn); the :class:`LoadResult`, memory summed over the
+    processes. ``observe(pids)``, a context manager given the processes'
+    ids, is entered while the load runs (benchmarks/scaling.py measures
+    CPU time there)."""
     seed = random.randrange(2 ** 32) if seed is None else seed
     result = LoadResult()
-    with ServedApp(settings) as served:
-        cookies = create_sessions(served.port, plan.sessions)
+    with contextlib.ExitStack() as stack:
+        # one after the other: the first creates the store's schema
+        served = [stack.enter_context(ServedApp(settings))
+                  for _ in range(processes)]
+        cookies = create_sessions(served[0].port, plan.sessions)
         stop = threading.Event()
-        clients = [Client(served.port, cookies, stop, seed + number)
-                   for number in range(plan.clients)]
+        clients = [Client(served[number % processes].port, cookies, stop,
+                          seed + number) for number in range(plan.clients)]
         started = time.perf_counter()
         for client in clients:
             client.start()
-        time.sleep(plan.warmup)  # the run's phases are timed
-        result.rss_after_warmup = served.stats()[1]
-        time.sleep(plan.seconds - plan.warmup)
+        with observe([process.pid for process in served]):
+            time.sleep(plan.warmup)  # the run's phases are timed
+            result.rss_after_warmup = summed_stats(served)[1]
+            time.sleep(plan.seconds - plan.warmup)
         stop.set()
         for client in clients:
             client.join(REQUEST_TIMEOUT)
             if client.is_alive():  # its request may still commit
                 result.errors.append('a client got no answer in time')
         result.seconds = time.perf_counter() - started
-        result.retried, result.rss_at_end = served.stats()
-        stored = stored_counters(served.port, cookies)
+        result.retried, result.rss_at_end = summed_stats(served)
+        stored = stored_counters(served[-1].port, cookies)
+    tally(result, clients, len(cookies), stored)
+    return result
+
+
+def tally(result, clients, sessions, stored):
+    """Add to ``result`` what the ``clients`` saw, and the updates that
+    the ``stored`` counters lack or have in excess."""
     succeeded = collections.Counter({(index, KEYS[0]): 1
-                                     for index in range(len(cookies))})
+                                     for index in range(sessions)})
     for client in clients:
         succeeded.update(client.succeeded)
         result.latencies += client.latencies
@@ -314,7 +334,52 @@ def run_load(settings, plan, seed=None):
     result.requests = len(result.latencies)
     result.lost = sum((succeeded - stored).values())
     result.extra = sum((stored - succeeded).values())
-    return result
+
+
+def summed_stats(served):
+    """The retries of all ``served`` processes and their resident bytes
+    (None when one is not known)."""
+    retried, rss = collections.Counter(), 0
+    for process in served:
+        more, resident = process.stats()
+        retried += more
+        rss = None if rss is None or resident is None else rss + resident
+    return retried, rss
+
+
+# the benchmarks' command line (benchmarks/load.py, benchmarks/scaling.py)
+
+def add_plan_options(parser, seconds):
+    """``--clients``, ``--sessions`` and ``--seconds`` (default
+    ``seconds``) on the argparse ``parser``."""
+    parser.add_argument('--clients', type=int, default=32,
+                        help='client threads (default 32)')
+    parser.add_argument('--sessions', type=int, default=200,
+                        help='sessions the clients share (default 200)')
+    parser.add_argument('--seconds', type=float, default=seconds,
+                        help=f'load time per run (default {seconds:g})')
+
+
+def plan_of(arguments):
+    """The :class:`LoadPlan` the options of :func:`add_plan_options`
+    give."""
+    return LoadPlan(arguments.clients, arguments.sessions, arguments.seconds)
+
+
+class SkipRecorder:
+    """Part of a benchmark's pytest plugin: keeps the runs that skipped
+    (a server missing), to print after the figures."""
+
+    def __init__(self):
+        self.skipped = []
+
+    def pytest_runtest_logreport(self, report):
+        if report.skipped:
+            self.skipped.append(f'{report.nodeid}: {report.longrepr[-1]}')
+
+    def print_skipped(self):
+        for skipped in self.skipped:
+            print(f'skipped {skipped}')
 
 
 # the table

@@ -8,7 +8,6 @@ and both processes change one session at the same time without losing a
 change.
 """
 import json
-import secrets
 import threading
 import urllib.parse
 import urllib.request
@@ -16,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import require_server
 from functional_support import parse_set_cookie
 from load_support import ServedApp
 
@@ -49,35 +47,6 @@ class Browser:
         if cookie.name == COOKIE_NAME:
             with self._lock:
                 self.cookie = None if cookie.deletes else cookie.value
-
-
-@pytest.fixture
-def backend_relstorage():
-    """A throwaway history-free RelStorage database on the machine's
-    PostgreSQL, dropped afterwards."""
-    psycopg2 = pytest.importorskip('psycopg2')
-    try:
-        admin = psycopg2.connect(host='127.0.0.1', port=5432,
-                                 user='postgres', dbname='postgres',
-                                 connect_timeout=3)
-    except psycopg2.OperationalError:
-        admin = None
-    require_server('PostgreSQL at 127.0.0.1:5432 (user postgres)',
-                   admin is not None,
-                   'pg_ctlcluster --skip-systemctl-redirect '
-                   '$(ls /etc/postgresql) main start')
-    admin.autocommit = True
-    name = f'pcs_zodb_{secrets.token_hex(6)}'
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE {name}')
-    try:
-        yield {'sessions.backend': 'zodb',
-               'sessions.zodb.uri': f'postgres://postgres@127.0.0.1:5432/'
-                                    f'{name}?keep_history=false'}
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE {name} WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture(params=['zeo', 'relstorage', 'redis_cluster'])

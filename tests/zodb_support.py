@@ -63,6 +63,11 @@ class ZEOServer:
             self._process.terminate()
             self._process.wait(timeout=STARTUP_TIMEOUT)
 
+    @property
+    def pid(self):
+        """The server's process id (benchmarks/scaling.py times it)."""
+        return self._process.pid
+
     def uri(self):
         return (f'zeo://127.0.0.1:{self.port}'
                 f'?wait_timeout={CLIENT_WAIT_TIMEOUT}')
