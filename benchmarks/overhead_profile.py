@@ -8,16 +8,18 @@ Run from the repository root::
 
 The application, the seeded cookie and the request are the benchmark's
 (``overhead.py``); Redis and Memcached are private servers started for the
-run. The listing is cProfile's, per function, sorted by own time
-(``--sort cumulative`` for inclusive time), divided by the number of
-requests; cProfile's own cost inflates every figure about alike, so read
-shares and differences rather than absolute values.
+run. The listing is cProfile's on this process's CPU time (time spent waiting
+for a server is not counted), per function, sorted by own time (``--sort
+cumulative`` for inclusive time), divided by the number of requests;
+cProfile's own cost inflates every figure about alike, so read shares and
+differences rather than absolute values.
 """
 import argparse
 import contextlib
 import cProfile
 import pstats
 import tempfile
+import time
 
 import overhead_apps as apps
 from overhead import AppSubject
@@ -48,7 +50,7 @@ def profile(request, requests):
     """The stats of ``requests`` calls of ``request`` under cProfile."""
     for _ in range(WARM_UP):
         request()
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)  # CPU, not waits
     profiler.enable()
     for _ in range(requests):
         request()

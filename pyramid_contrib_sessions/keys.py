@@ -82,12 +82,21 @@ class Signer:
                      hashlib.sha256).digest()
             for secret in secrets_
         ]
+        # The last value the first key verified, as (payload, value): what
+        # sign(payload) returns, so a request that sends back the cookie
+        # it came with (a server-side session's id, with a new Max-Age)
+        # does not compute its HMAC twice. One pair, swapped whole: any
+        # thread's pair is right for its payload.
+        self._verified = (None, None)
 
     def _mac(self, key, payload):
         return hmac.digest(key, payload.encode('ascii'), 'sha256')
 
     def sign(self, payload):
         """``payload`` (ASCII) followed by ``.`` and its signature."""
+        verified_payload, value = self._verified
+        if verified_payload == payload:
+            return value
         return payload + '.' + b64encode(self._mac(self._keys[0], payload))
 
     def unsign(self, value):
@@ -95,13 +104,15 @@ class Signer:
         payload, dot, signature = value.rpartition('.')
         if not dot or not value.isascii():  # compare_digest takes ASCII
             return None
-        valid = False
-        for key in self._keys:  # no early exit: the time taken tells nothing
+        matches = [
             # the text of the one canonical spelling: another spelling of
             # the same bytes never matches
-            valid |= hmac.compare_digest(
-                b64encode(self._mac(key, payload)), signature)
-        return payload if valid else None
+            hmac.compare_digest(b64encode(self._mac(key, payload)),
+                                signature)
+            for key in self._keys]  # all of them: the time tells nothing
+        if matches[0]:
+            self._verified = (payload, value)
+        return payload if any(matches) else None
 
 
 class IdCodec:

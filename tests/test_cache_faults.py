@@ -323,6 +323,24 @@ def test_redis_out_of_memory_is_a_clear_error_until_memory_is_freed(tmp_path):
         server.stop()
 
 
+def test_redis_scripts_flushed_by_the_server_are_loaded_again(tmp_path):
+    """A server that lost the store's scripts (``SCRIPT FLUSH``, or a
+    restart behind a proxy that kept the connection) gets them again."""
+    server = start_server('redis', tmp_path)
+    admin = redis.Redis(port=server.port)
+    try:
+        app = make_app(settings_for(server))
+        store_value(app, 'n', 1)
+        assert app.get('/incr').json['data'] == {'n': 2}
+        admin.script_flush()
+        assert app.get('/incr').json['data'] == {'n': 3}
+        assert app.get('/invalidate').status_int == 200
+        assert app.get('/get').json['data'] == {}
+    finally:
+        admin.close()
+        server.stop()
+
+
 # other ways of reaching Redis
 
 

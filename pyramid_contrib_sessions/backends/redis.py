@@ -51,6 +51,7 @@ from ..exceptions import StaleRecordError, StoreError
 from ..record import record_to_bytes
 from . import NOTHING_CHANGED, AppliedChange
 from .cache import CacheStore
+from .redis_connections import LuaScript, commands_for
 from .redis_urls import open_endpoint
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ HEADER = re.compile(rb'\[(\d+),([^,]*),[^,]*,[^,]*,(.*)\Z', re.DOTALL)
 # (PEXPIREAT milliseconds), '1' when sent again after a lost reply. Returns
 # {1, the bytes replaced} when written, {0, the bytes stored} when stale
 # (false: no record), {2} when a send again finds the first one's write.
-WRITE = f"""
+WRITE = LuaScript(f"""
 local stored = redis.call('GET', KEYS[1])
 if ARGV[4] == '1' and stored == ARGV[2] then return {{2, false}} end
 if not (stored and string.match(stored, {HEADER_LUA}) == ARGV[1]) then
@@ -74,12 +75,12 @@ end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return {{1, stored}}
-"""
+""")
 
 # ARGV: the version the refresh was made from, accessed, expires (as the
 # header writes them), the new TTL. Returns the bytes it replaced, or false
 # when there is no record to refresh: gone, or rewritten since.
-TOUCH = f"""
+TOUCH = LuaScript(f"""
 local stored = redis.call('GET', KEYS[1])
 if not stored then return false end
 local version, created, rest = string.match(stored, {HEADER_LUA})
@@ -88,19 +89,19 @@ redis.call('SET', KEYS[1], '[' .. version .. ',' .. created .. ',' ..
            ARGV[2] .. ',' .. ARGV[3] .. ',' .. rest)
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return stored
-"""
+""")
 
 # Returns the bytes it removed (false: there was no record).
-DELETE = """
+DELETE = LuaScript("""
 local stored = redis.call('GET', KEYS[1])
 redis.call('DEL', KEYS[1])
 return stored
-"""
+""")
 
 # Undoes one change, only while the record is still the bytes it left.
 # ARGV: those bytes ('' for no record), the bytes to put back ('' for no
 # record) and their TTL.
-RESTORE = """
+RESTORE = LuaScript("""
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
@@ -109,7 +110,7 @@ else
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 end
 return 1
-"""
+""")
 
 
 # What a write reports: stale, written, or written by a send whose reply
@@ -145,10 +146,7 @@ class RedisStore(CacheStore):
         self.address = endpoint.address
         self._endpoint = endpoint
         self._client = endpoint.client
-        self._write = self._client.register_script(WRITE)
-        self._touch = self._client.register_script(TOUCH)
-        self._delete = self._client.register_script(DELETE)
-        self._restore = self._client.register_script(RESTORE)
+        self._commands = commands_for(endpoint.client)
 
     @classmethod
     def connect(cls, config):
@@ -190,7 +188,8 @@ class RedisStore(CacheStore):
         name = self.server_key(key)
         with self._talking():
             try:
-                stored = _sent(lambda again: self._client.get(name))
+                stored = _sent(lambda again: self._commands.execute(
+                    'GET', name))
             except redis.ResponseError as error:
                 if not str(error).startswith('WRONGTYPE'):
                     raise
@@ -205,10 +204,10 @@ class RedisStore(CacheStore):
                 outcome, before = _sent(lambda again: self._add(
                     name, item, record.expires, again))
             else:
-                outcome, before = _sent(lambda again: self._write(
-                    keys=[name], args=[str(expected_version), item,
-                                       ttl_at(record.expires),
-                                       '1' if again else '0']))
+                outcome, before = _sent(lambda again: self._commands.run(
+                    WRITE, [name], [str(expected_version), item,
+                                    ttl_at(record.expires),
+                                    '1' if again else '0']))
         if outcome == STALE:
             raise StaleRecordError(self.record_of(before))
         if outcome == WRITTEN_UNSEEN:
@@ -222,9 +221,10 @@ class RedisStore(CacheStore):
         milliseconds = math.ceil((expires - time.time()) * 1000)
         if milliseconds <= 0:
             return WRITTEN, None  # Redis would drop it at once
-        if self._client.set(name, item, nx=True, px=milliseconds):
+        if self._commands.execute('SET', name, item, 'NX', 'PX',
+                                  milliseconds):
             return WRITTEN, None
-        stored = self._client.get(name)
+        stored = self._commands.execute('GET', name)
         if again and stored == item:
             return WRITTEN, None  # the first send stored it, in an empty slot
         return STALE, stored
@@ -233,7 +233,7 @@ class RedisStore(CacheStore):
         name = self.server_key(key)
         times = _number(accessed), _number(expires)
         with self._talking():
-            before = _sent(lambda again: self._touch(keys=[name], args=[
+            before = _sent(lambda again: self._commands.run(TOUCH, [name], [
                 str(expected_version), *times, ttl_at(expires)]))
         if before is None:
             return NOTHING_CHANGED  # gone, or rewritten since
@@ -243,7 +243,8 @@ class RedisStore(CacheStore):
     def prepare_delete(self, key):
         name = self.server_key(key)
         with self._talking():
-            before = _sent(lambda again: self._delete(keys=[name]))
+            before = _sent(lambda again: self._commands.run(DELETE, [name],
+                                                            []))
         if before is None:
             return NOTHING_CHANGED
         return AppliedChange(lambda: self._undo(name, None, before))
@@ -256,8 +257,8 @@ class RedisStore(CacheStore):
         put_back = [b'', ''] if record is None else [
             previous, ttl_at(record.expires)]
         with self._talking():
-            _sent(lambda again: self._restore(
-                keys=[name], args=[left or b'', *put_back]))
+            _sent(lambda again: self._commands.run(
+                RESTORE, [name], [left or b'', *put_back]))
 
     def close(self):
         self._endpoint.close()
