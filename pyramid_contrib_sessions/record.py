@@ -5,7 +5,6 @@ from typing import Optional
 
 from .session import LONGEST_EXPIRY
 
-HEADER_JSON = json.JSONEncoder(separators=(',', ':'))  # made once
 HEADER_DECODER = json.JSONDecoder()
 # No time a session of ours holds is later (3000-01-01): a later one would
 # overflow what the stores make of it (Redis's expiry in milliseconds).
@@ -41,12 +40,14 @@ class SessionRecord:
 
 
 def record_to_bytes(record):
-    """One JSON line of metadata, then the data: what file and cookie
-    backends keep."""
-    header = HEADER_JSON.encode([record.version, record.created,
-                                 record.accessed, record.expires,
-                                 record.max_age]).encode('ascii')
-    return header + b'\n' + record.data
+    """One JSON line of metadata, ``[version,created,accessed,expires,
+    max_age]``, then the data: what the file, cache and cookie backends
+    keep. Written by hand, as JSON writes it: a record's numbers are ints
+    and finite floats, which JSON spells as their ``repr`` (and ``None``
+    as ``null``); half the time of the JSON encoder, on every write."""
+    max_age = 'null' if record.max_age is None else repr(record.max_age)
+    return (f'[{record.version!r},{record.created!r},{record.accessed!r},'
+            f'{record.expires!r},{max_age}]\n').encode('ascii') + record.data
 
 
 def record_from_bytes(raw):
