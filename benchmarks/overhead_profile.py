@@ -72,6 +72,25 @@ def report(stats, requests, sort, top):
     return '\n'.join(lines)
 
 
+def by_package(stats, requests):
+    """Own CPU µs per request summed by top-level package (the module's
+    path below ``site-packages``, or the standard library's module)."""
+    totals = {}
+    for (path, _, name), (_, _, own, _, _) in stats.stats.items():
+        if 'site-packages/' in path:
+            package = path.split('site-packages/', 1)[1].split('/', 1)[0]
+        elif 'pyramid_contrib_sessions' in path:
+            package = 'pyramid_contrib_sessions'
+        elif path == '~':
+            package = f'built-in: {name}'
+        else:
+            package = path.rsplit('/', 1)[-1]
+        totals[package] = totals.get(package, 0) + own
+    rows = sorted(totals.items(), key=lambda item: -item[1])
+    return '\n'.join(f'{own / requests * 1e6:8.1f}  {package}'
+                     for package, own in rows if own / requests > 5e-7)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('backend', choices=['cookie', 'file', 'sqlite',
@@ -80,8 +99,9 @@ def main(argv=None):
     parser.add_argument('--tm', action='store_true', help='with pyramid_tm')
     parser.add_argument('--requests', type=int, default=2000)
     parser.add_argument('--top', type=int, default=30)
-    parser.add_argument('--sort', choices=['tottime', 'cumulative'],
-                        default='tottime')
+    parser.add_argument('--sort', choices=['tottime', 'cumulative',
+                                           'package'], default='tottime',
+                        help='package: own time summed per package')
     options = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
         redis_url = memcached = None
@@ -95,7 +115,10 @@ def main(argv=None):
         stack.callback(_close, app)
         request = AppSubject(app).requester(options.case)
         stats = profile(request, options.requests)
-    print(report(stats, options.requests, options.sort, options.top))
+    if options.sort == 'package':
+        print(by_package(stats, options.requests))
+    else:
+        print(report(stats, options.requests, options.sort, options.top))
 
 
 def _close(app):

@@ -72,6 +72,43 @@ def table(groups, case):
     return '\n'.join(lines)
 
 
+def _fastest_row(group, kind, case):
+    rows = [row for row in group.rows
+            if row.kind == kind and case in row.overheads]
+    return min(rows, key=lambda row: _median_us(row.overheads[case]),
+               default=None)
+
+
+def summary(groups):
+    """Each backend and case: our overhead (without and with pyramid_tm)
+    against the fastest peer's, and the raw floor."""
+    lines = ['| backend | case | ours, tm off µs | ours, tm on µs '
+             '| fastest peer | peer µs | × peer (off / on) | floor µs |',
+             '|---|---|--:|--:|---|--:|--:|--:|']
+    for group in groups:
+        ours = {row.tm: row for row in group.rows
+                if row.kind == 'ours' and row.overheads}
+        for case in CASES:
+            peer = _fastest_row(group, 'peer', case)
+            floor = _fastest(group, 'floor', case)
+            mine = [_median_us(ours[tm].overheads[case])
+                    if tm in ours and case in ours[tm].overheads else None
+                    for tm in (False, True)]
+            peer_us = None if peer is None else _median_us(
+                peer.overheads[case])
+            ratios = ' / '.join(_ratio(value, peer_us) if value else '—'
+                                for value in mine)
+            lines.append(
+                f'| {group.name} | {case} | {_us(mine[0])} | {_us(mine[1])} '
+                f'| {peer.label if peer else "—"} | {_us(peer_us)} '
+                f'| {ratios} | {_us(floor)} |')
+    return '\n'.join(lines)
+
+
+def _us(value):
+    return '—' if value is None else f'{value:.0f}'
+
+
 def bare_table(groups):
     lines = ['| backend block | bare app, tm off µs | bare app, tm on µs |',
              '|---|--:|--:|']
@@ -160,6 +197,8 @@ def everything(groups, load_before, options, elapsed):
     parts = [f'## Session overhead per request\n\n{machine(load_before)}\n'
              f'- {options.rounds} rounds of {options.block_seconds} s '
              f'blocks, {elapsed:.0f} s, {options.clock} clock\n']
+    parts.append('### Every case against the fastest peer\n\n'
+                 + summary(groups) + '\n')
     parts += [table(groups, case) + '\n' for case in CASES]
     parts.append('### Bare applications (medians)\n\n' + bare_table(groups))
     parts.append('\n### Targets\n\n' + targets(groups))
