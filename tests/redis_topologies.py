@@ -19,7 +19,8 @@ QUORUM = 2  # Sentinels that must agree that the master is down
 # Short, so that a failover test waits seconds, not minutes.
 DOWN_AFTER_MS = 500
 FAILOVER_TIMEOUT_MS = 3000
-CLUSTER_NODE_TIMEOUT_MS = 2000
+# long enough for a test to pause a node without the cluster failing
+CLUSTER_NODE_TIMEOUT_MS = 5000
 SETTLE_WITHIN = 30  # seconds for a cluster or a Sentinel group to settle
 
 
@@ -69,9 +70,10 @@ class Cluster:
              *(f'127.0.0.1:{node.port}' for node in self.nodes),
              '--cluster-yes'],
             check=True, capture_output=True, timeout=SETTLE_WITHIN)
-        wait_until(self._settled, 'the cluster settles')
+        wait_until(self.settled, 'the cluster settles')
 
-    def _settled(self):
+    def settled(self):
+        """Whether every node sees the whole cluster working."""
         return all('cluster_state:ok' in (ask(node.port, 'CLUSTER', 'INFO')
                                           or '')
                    for node in self.nodes)

@@ -1,4 +1,9 @@
-"""Redis Sentinel failover under traffic, on a master, a replica and three
+"""Faults of the Redis set-ups of the tests' own (tests/redis_topologies.py).
+
+A Cluster node stuck (SIGSTOP) fails the requests of its own sessions
+within the URL's ``socket_timeout``, and only those.
+
+Sentinel failover under traffic, on a master, a replica and three
 Sentinels of the test's own: the master is killed (SIGKILL) while clients
 keep changing their sessions, the Sentinels promote the replica, and the
 application, never restarted, serves again from the new master.
@@ -15,6 +20,7 @@ import time
 from webtest import TestApp
 
 from app import make_app
+from conftest import unique_prefix
 from functional_support import session_cookie
 from redis_topologies import SentinelGroup, ask, wait_until
 
@@ -27,6 +33,44 @@ FAILED_WITHIN = 10 * TIMEOUT  # the longest a failing request may take
 # replica (replication follows each write within microseconds here).
 REPLICATED_WITHIN = 0.1
 PREFIX = 'failover:'
+NODE_TIMEOUT = 0.25  # seconds: the socket timeout, in the cluster's URL
+SESSIONS = 8
+
+
+def test_a_stuck_cluster_node_fails_only_its_sessions_within_the_timeout(
+        redis_cluster):
+    app = make_app({'sessions.backend': 'cache',
+                    'sessions.cache.prefix': unique_prefix(),
+                    'sessions.cache.url': f'{redis_cluster.url()}'
+                                          f'?socket_timeout={NODE_TIMEOUT}'})
+    clients = [TestApp(app.app) for _ in range(SESSIONS)]
+    for number, client in enumerate(clients):
+        client.get('/set', {'key': 'who', 'value': str(number)})
+    stuck = redis_cluster.nodes[-1]
+    stuck.pause()
+    try:
+        failed = [number for number, client in enumerate(clients)
+                  if not answers_or_fails_in_time(client, number)]
+    finally:
+        stuck.resume()
+    wait_until(redis_cluster.settled, 'the cluster settles')
+    assert 0 < len(failed) < SESSIONS
+    for number, client in enumerate(clients):
+        assert client.get('/get').json['data'] == {'who': number}
+
+
+def answers_or_fails_in_time(client, number):
+    """Whether ``client`` reads its session back; a StoreError naming the
+    cluster, within a few socket timeouts, when its node is stuck."""
+    started = time.monotonic()
+    try:
+        assert client.get('/get').json['data'] == {'who': number}
+        return True
+    except StoreError as error:
+        assert time.monotonic() - started < 4 * NODE_TIMEOUT
+        assert 'redis backend: cannot reach the server at cluster ' in str(
+            error)
+        return False
 
 
 class Counting(threading.Thread):
