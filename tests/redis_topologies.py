@@ -20,7 +20,7 @@ QUORUM = 2  # Sentinels that must agree that the master is down
 DOWN_AFTER_MS = 500
 FAILOVER_TIMEOUT_MS = 3000
 # long enough for a test to pause a node without the cluster failing
-CLUSTER_NODE_TIMEOUT_MS = 5000
+CLUSTER_NODE_TIMEOUT_MS = 15000
 SETTLE_WITHIN = 30  # seconds for a cluster or a Sentinel group to settle
 
 
