@@ -32,7 +32,11 @@ extras = {
     'relstorage': ['RelStorage>=4.0', 'psycopg2-binary>=2.8'],
     'encryption': ['cryptography'],
     'demo': ['pyramid_tm', 'pyramid_retry', 'waitress'],
+    # docs/: Sphinx and its theme; matplotlib draws the plot of
+    # docs/performance.rst (benchmarks/plot_overhead.py)
+    'docs': ['Sphinx>=7', 'furo', 'matplotlib'],
 }
+# [docs] too: the suite runs the plot script, and .ci/run builds the docs
 extras['testing'] = sorted(
     {req for reqs in extras.values() for req in reqs}
     | {'pytest', 'WebTest', 'pyramid_tm', 'pyramid_retry', 'hypothesis',

@@ -47,7 +47,7 @@ class SessionFactory:
     The session joins the request's transaction when pyramid_tm manages the
     request, or ``request.tm``'s current one in a script; otherwise it is
     written when the response is made, unless the view raised (see
-    :func:`transaction_manager_for`).
+    :func:`.transaction_manager_for`).
     """
 
     def __init__(self, options):
@@ -207,7 +207,10 @@ class SessionFactory:
         return self._cookies.header(update.value, update.max_age)
 
     def close(self):
-        """Release the store's connections and files."""
+        """Release the store's connections and files, once the
+        application is done with its sessions (a test suite that builds
+        an application per test closes each one). Applications that share
+        one ``file://`` ZODB database close it with the last of them."""
         if self.store is not None:
             self.store.close()
         if self.migration is not None:

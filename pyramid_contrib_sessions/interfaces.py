@@ -97,7 +97,9 @@ class ISessionStore(Interface):
 
 
     def load(key):
-        """Return the :class:`SessionRecord` stored under ``key``, or ``None``.
+        """Return the
+        :class:`~pyramid_contrib_sessions.record.SessionRecord` stored
+        under ``key``, or ``None``.
 
         May return an expired record: the caller checks expiry. Raise
         :class:`~pyramid_contrib_sessions.exceptions.StoreError` naming the
@@ -152,9 +154,9 @@ class ISessionCodec(Interface):
     """
 
     def decode(value):
-        """``(session_id, SessionRecord)`` for a cookie value, or ``None`` for
-        a value that is malformed, forged or unknown. Never raises for what a
-        client sends."""
+        """``(session_id, record)`` (a :class:`.SessionRecord`) for a cookie
+        value, or ``None`` for a value that is malformed, forged or
+        unknown. Never raises for what a client sends."""
 
     def encode(session_id, record):
         """The cookie value that :meth:`decode` turns back into the same

@@ -6,12 +6,12 @@ from typing import Optional
 from .session import LONGEST_EXPIRY
 
 HEADER_DECODER = json.JSONDecoder()
-# No time a session of ours holds is later (3000-01-01): a later one would
-# overflow what the stores make of it (Redis's expiry in milliseconds).
+#: No time a session of ours holds is later (3000-01-01): a later one would
+#: overflow what the stores make of it (Redis's expiry in milliseconds).
 LATEST_TIME = 32503680000
-# The highest version a stored record may hold: the next write's version
-# must still fit the sql backend's 32-bit INTEGER column (a higher one,
-# planted or damaged, would fail every later write of that session).
+#: The highest version a stored record may hold: the next write's version
+#: must still fit the sql backend's 32-bit INTEGER column (a higher one,
+#: planted or damaged, would fail every later write of that session).
 LARGEST_VERSION = 2 ** 31 - 2
 
 

@@ -12,9 +12,9 @@ from zope.interface import implementer
 from .keys import new_session_id
 
 FLASH_PREFIX = '_f_'
-# The longest lifetime a session may be given, in seconds: 400 days, where
-# browsers cap a cookie's Max-Age (RFC 6265bis); the sql backend's max_age
-# column is a 32-bit integer, far above.
+#: The longest lifetime a session may be given, in seconds: 400 days, where
+#: browsers cap a cookie's Max-Age (RFC 6265bis); the sql backend's max_age
+#: column is a 32-bit integer, far above.
 LONGEST_EXPIRY = 400 * 86400
 CSRF_KEY = '_csrft_'
 
@@ -190,25 +190,33 @@ class Session(dict):
     # flash messages
 
     def flash(self, msg, queue='', allow_duplicate=True):
+        """Add ``msg`` to the flash messages of ``queue``; with
+        ``allow_duplicate`` false, not when it is there already."""
         messages = self.setdefault(FLASH_PREFIX + queue, [])
         if allow_duplicate or msg not in messages:
             messages.append(msg)
             self.changed()
 
     def pop_flash(self, queue=''):
+        """The flash messages of ``queue``, removed from the session."""
         return self.pop(FLASH_PREFIX + queue, [])
 
     def peek_flash(self, queue=''):
+        """The flash messages of ``queue``, left in the session."""
         return self.get(FLASH_PREFIX + queue, [])
 
     # CSRF
 
     def new_csrf_token(self):
+        """Store and return a new CSRF token: 40 hex digits from
+        ``secrets``."""
         token = secrets.token_hex(20)
         self[CSRF_KEY] = token
         return token
 
     def get_csrf_token(self):
+        """The session's CSRF token, made by :meth:`new_csrf_token` when
+        there is none yet."""
         token = self.get(CSRF_KEY)
         if token is None:
             token = self.new_csrf_token()

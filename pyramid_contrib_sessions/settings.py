@@ -47,6 +47,8 @@ COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # browser then stores a path or domain no request ever matches.
 COOKIE_ATTRIBUTE = re.compile(r'[ !#-+\--:<-\[\]-~]*')
 
+#: The settings under ``sessions.`` that are not a backend's own; a
+#: backend's are under ``sessions.<its settings_namespace>.``.
 GENERAL_KEYS = {
     'backend', 'secret', 'cookie_name', 'cookie_age', 'cookie_path',
     'cookie_domain', 'cookie_secure', 'cookie_httponly', 'cookie_samesite',
@@ -132,6 +134,9 @@ class SettingsReader:
         return value
 
     def boolean(self, name, default):
+        """``name`` as a boolean, spelt as Pyramid's ``asbool`` reads one
+        (``true``/``false``, ``yes``/``no``, ``on``/``off``, ``1``/``0``);
+        ``default`` when it is unset or blank."""
         value = self.settings.get(self.key(name))
         if value is None or isinstance(value, bool):
             return default if value is None else value
@@ -160,7 +165,7 @@ class SettingsReader:
         return number
 
     def lifetime(self, name, default=None):
-        """Seconds a session may live: at most :data:`LONGEST_EXPIRY`."""
+        """Seconds a session may live: at most :data:`.LONGEST_EXPIRY`."""
         return self.seconds(name, default, maximum=LONGEST_EXPIRY)
 
     def positive_seconds(self, name, default):

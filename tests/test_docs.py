@@ -1,13 +1,22 @@
 """The docs show code by including tested files: every ``literalinclude``
 names a file that exists and, with ``:pyobject:``, a function or class
-defined in it, so a renamed fixture or test cannot leave a page empty."""
+defined in it, so a renamed fixture or test cannot leave a page empty; no
+page holds Python code of its own (doctests excepted, which the docs
+build runs); the plot of the performance page is drawn by its script."""
 import ast
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
-DOCS = pathlib.Path(__file__).resolve().parent.parent / 'docs'
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DOCS = ROOT / 'docs'
+# a block of Python written into a page, which no test would run
+UNTESTED_CODE = re.compile(r'^ *\.\. (code-block|code|sourcecode):: '
+                           r'(python|py|pycon)\b', re.MULTILINE)
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 INCLUDE = re.compile(r'^( *)\.\. literalinclude:: (\S+)\n'
                      r'((?:\1   :[a-z-]+:.*\n)*)', re.MULTILINE)
 
@@ -37,3 +46,20 @@ def test_an_included_file_and_object_exist(page, path, options):
         defined = {node.name for node in tree.body
                    if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
         assert name in defined, f'{page.name}: {path} defines no {name}'
+
+
+def test_no_page_holds_python_code_no_test_runs():
+    untested = [page.name for page in sorted(DOCS.glob('*.rst'))
+                if UNTESTED_CODE.search(page.read_text())]
+    assert untested == []
+
+
+def test_the_performance_plot_is_drawn_from_the_recorded_results(tmp_path):
+    output = tmp_path / 'overhead.png'
+    subprocess.run([sys.executable, str(ROOT / 'benchmarks' /
+                                        'plot_overhead.py'),
+                    '--output', str(output)],
+                   check=True, capture_output=True, timeout=120)
+    assert output.read_bytes().startswith(PNG_SIGNATURE)
+    assert (DOCS / '_static' / 'overhead.png').read_bytes().startswith(
+        PNG_SIGNATURE)

@@ -16,7 +16,7 @@ from functional_support import (
     varies_on_cookie)
 from pyramid_contrib_sessions import SessionMiddleware
 
-ENVIRON_KEY = 'pyramid_contrib_sessions.session'  # public, in the README
+ENVIRON_KEY = 'pyramid_contrib_sessions.session'  # public, in docs/session.rst
 
 
 class AppFailed(Exception):

@@ -34,7 +34,7 @@ QUERY_PASSWORD = re.compile(r'(password=)[^&]*')
 
 
 def check_version(current, expected_version):
-    """Raise :class:`StaleRecordError` unless ``current``, the record a
+    """Raise :class:`.StaleRecordError` unless ``current``, the record a
     write found (``None`` for none), has the version the write expects
     (``None`` for a new session)."""
     if (None if current is None else current.version) != expected_version:
@@ -42,7 +42,7 @@ def check_version(current, expected_version):
 
 
 def store_failure(backend, action, where, cause):
-    """The :class:`StoreError` of the ``backend`` store that could not do
+    """The :class:`.StoreError` of the ``backend`` store that could not do
     ``action`` in ``where`` (a directory, or a URL without its password)
     because of ``cause`` (the driver's error, or what it says)."""
     return StoreError(f'{backend} backend: cannot {action} in {where}: '

@@ -17,7 +17,7 @@ gone or stuck. Each store keeps one connection pool per process, shared by
 all threads; a server that comes back is reconnected to without a restart.
 
 Every record carries the server's own expiry (its ``expires``), so nothing
-needs clearing: :meth:`CacheStore.delete_expired` finds nothing to do and
+needs clearing: :meth:`.CacheStore.delete_expired` finds nothing to do and
 ``expires_natively`` tells ``clearsessions`` so.
 
 **Why a change is applied when staged.** Neither server can hold a change
@@ -57,8 +57,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = 'session:'
 DEFAULT_TIMEOUT = 2.0  # seconds
 
-# URL scheme: (module under backends, class, the extra that installs its
-# client)
+#: URL scheme: (module under backends, class, the extra that installs its
+#: client)
 STORES = {
     'redis': ('redis', 'RedisStore', 'redis'),
     'rediss': ('redis', 'RedisStore', 'redis'),
@@ -192,7 +192,10 @@ class CacheStore:
             return None
 
     def delete_expired(self, now, limit):
-        return 0  # the server drops each record when its TTL runs out
+        """Nothing to delete: the server drops each record when its TTL
+        runs out."""
+        return 0
 
     def count_expired(self, now):
+        """Always 0: expired records are already gone."""
         return 0

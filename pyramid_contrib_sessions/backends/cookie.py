@@ -21,7 +21,7 @@ from ..record import record_from_bytes, record_to_bytes
 from ..serializers import is_safe_for_untrusted_data
 from ..settings import SettingsReader
 
-# Browsers drop a cookie whose name and value pass about 4096 bytes.
+#: Browsers drop a cookie whose name and value pass about 4096 bytes.
 MAX_COOKIE_BYTES = 4093
 ID_LENGTH = 43
 NONCE_BYTES = 12
@@ -119,6 +119,8 @@ class CookieCodec:
                                         '[encryption]') from error
 
     def encode(self, session_id, record):
+        """The sealed cookie value (see :class:`.ISessionCodec`);
+        :class:`.SessionCookieTooLargeError` past ``MAX_COOKIE_BYTES``."""
         value = self._seal.seal(session_id.encode('ascii')
                                 + record_to_bytes(record))
         size = len(self._cookie_name) + 1 + len(value)
@@ -130,6 +132,8 @@ class CookieCodec:
         return value
 
     def decode(self, value):
+        """``(session_id, record)``, or ``None`` for a value we did not
+        seal (see :class:`.ISessionCodec`)."""
         if not value.isascii() or len(value) > MAX_COOKIE_BYTES:
             return None
         plaintext = self._seal.open(value)

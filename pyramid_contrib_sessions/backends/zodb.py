@@ -13,9 +13,10 @@ the URI wins. ``sessions.zodb.socket_timeout`` (seconds, default 10)
 bounds one short transaction (below) on a ZEO server that is connected but
 stopped answering: ZEO itself waits for ever ("normal operations can take
 arbitrary long"), so a watchdog then breaks the client's connection
-(:mod:`.reply_deadline`), the request fails with a ``StoreError``, and the
-client reconnects by itself once the server answers. RelStorage offers no
-such bound: a stopped database holds the request until it answers.
+(:mod:`.backends.reply_deadline`), the request fails with a
+``StoreError``, and the client reconnects by itself once the server
+answers. RelStorage offers no such bound: a stopped database holds the
+request until it answers.
 
 Keep sessions in a database of their own, not in the application's: a
 session write is a ZODB transaction, so sessions multiply the write volume

@@ -9,7 +9,7 @@ A FileStorage file opens in one process at a time (it holds a lock file
 - A process that starts while another one holds the file (``pshell`` or a
   ``bootstrap()`` script beside a running ``pserve``) starts anyway. Its
   store opens the file on first use; while the other process still holds
-  it, each use raises a :class:`StoreError` that names the file and says
+  it, each use raises a :class:`.StoreError` that names the file and says
   what to use instead. A process that finds the file free opens it at
   start-up, as before: a running application keeps it from then on, and
   the demo gets its ``var/sessions.fs`` at once.
