@@ -1,8 +1,9 @@
-"""The docs show code by including tested files: every ``literalinclude``
-names a file that exists and, with ``:pyobject:``, a function or class
-defined in it, so a renamed fixture or test cannot leave a page empty; no
-page holds Python code of its own (doctests excepted, which the docs
-build runs); the plot of the performance page is drawn by its script."""
+"""The docs build as .ci/run builds them, with no warning; they show code
+by including tested files: every ``literalinclude`` names a file that
+exists and, with ``:pyobject:``, a function or class defined in it, so a
+renamed fixture or test cannot leave a page empty; no page holds Python
+code of its own (doctests excepted, which the build runs); the plot of
+the performance page is drawn by its script."""
 import ast
 import pathlib
 import re
@@ -63,3 +64,14 @@ def test_the_performance_plot_is_drawn_from_the_recorded_results(tmp_path):
     assert output.read_bytes().startswith(PNG_SIGNATURE)
     assert (DOCS / '_static' / 'overhead.png').read_bytes().startswith(
         PNG_SIGNATURE)
+
+
+@pytest.mark.parametrize('builder', ['html', 'doctest'])
+def test_the_docs_build_without_a_warning(builder, tmp_path):
+    """As .ci/run builds them: a docstring whose cross-reference no longer
+    resolves, or a page left out of the table of contents, fails here."""
+    built = subprocess.run(
+        [sys.executable, '-m', 'sphinx', '-W', '-n', '--keep-going', '-q',
+         '-b', builder, str(DOCS), str(tmp_path)],
+        capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr + built.stdout
