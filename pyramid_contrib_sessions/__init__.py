@@ -5,12 +5,17 @@ Use it with ``config.include('pyramid_tm')`` then
 ``config.include('pyramid_contrib_sessions')``: the ``sessions.*`` settings
 choose and configure the store.
 """
+from .authentication import SessionAuthenticationHelper
 from .factory import SessionFactory, open_session
 from .middleware import SessionMiddleware
+from .owners import (
+    UserSession, revoke_session, revoke_user_sessions, user_sessions)
 from .settings import parse_settings
 
-__all__ = ['SessionFactory', 'SessionMiddleware', 'includeme',
-           'open_session', 'session_factory_from_settings']
+__all__ = ['SessionAuthenticationHelper', 'SessionFactory',
+           'SessionMiddleware', 'UserSession', 'includeme', 'open_session',
+           'revoke_session', 'revoke_user_sessions',
+           'session_factory_from_settings', 'user_sessions']
 
 
 def session_factory_from_settings(settings, prefix='sessions.'):

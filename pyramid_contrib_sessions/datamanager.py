@@ -125,15 +125,8 @@ class SessionDataManager:
         self.commit_now()
 
     def commit_now(self):
-        """Write at once (no transaction): the phases that a transaction of
-        our own would run, this data manager being its only resource,
-        without the cost of making one on every request."""
-        try:
-            self.commit(None)
-        except BaseException:
-            self.tpc_abort(None)
-            raise
-        self.tpc_finish(None)
+        """Write at once (no transaction): see :func:`commit_alone`."""
+        commit_alone(self)
 
     def settle(self, write):
         """The response is made: this request is done with its session.
@@ -278,7 +271,7 @@ class SessionDataManager:
             accessed=record.accessed,
             expires=expiry_time(self._factory.options, current.created,
                                 record.accessed, max_age),
-            max_age=max_age)
+            max_age=max_age, owner=record.owner)
 
     def _theirs(self, current):
         """The data another writer stored; a record that holds no session's
@@ -335,11 +328,24 @@ class SessionDataManager:
             self.cookie = cookie
 
 
+def commit_alone(manager):
+    """Run the phases that a transaction of its own would run on the data
+    manager ``manager``, its only resource, without the cost of making one
+    (a session written with no transaction, on every such request)."""
+    try:
+        manager.commit(None)
+    except BaseException:
+        manager.tpc_abort(None)
+        raise
+    manager.tpc_finish(None)
+
+
 def _state_of(loaded, data):
     """The state of a session stored as ``loaded``, holding ``data``."""
     record = loaded.record
     return SessionState(data, loaded.session_id, record.created,
-                        record.accessed, record.max_age, new=False)
+                        record.accessed, record.max_age, new=False,
+                        owner=record.owner)
 
 
 @implementer(IDataManagerSavepoint)

@@ -43,3 +43,10 @@ class NoSessionStoreError(Exception):
     """Opening a session by id needs a server-side store: the ``cookie``
     backend keeps each session in its user's browser (or the application's
     session factory is not this package's)."""
+
+
+class NoOwnerIndexError(NoSessionStoreError):
+    """Finding or revoking a user's sessions needs a store that keeps an
+    index of sessions by owner: the ``cookie`` backend keeps nothing on
+    the server, and a custom store may not provide
+    :class:`~pyramid_contrib_sessions.interfaces.IOwnerIndexingStore`."""

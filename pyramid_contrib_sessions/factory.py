@@ -150,7 +150,8 @@ class SessionFactory:
         else:
             stored = Loaded(session_id, record)
             state = SessionState(data, session_id, record.created,
-                                 record.accessed, record.max_age, False)
+                                 record.accessed, record.max_age, False,
+                                 owner=record.owner)
         manager = SessionDataManager(self, stored, state, transaction_manager)
         manager.join_if_refresh_due(now)
         return manager
@@ -174,9 +175,7 @@ class SessionFactory:
     def _live(self, session_id, record, now):
         """``(session_id, record, data)``, or NO_SESSION when the record has
         expired or its data cannot be read."""
-        expires = min(record.expires, expiry_time(
-            self.options, record.created, record.accessed, record.max_age))
-        if expires <= now:
+        if self.expires_at(record) <= now:
             return NO_SESSION
         try:
             data = self.serializer.loads(record.data)
@@ -194,6 +193,12 @@ class SessionFactory:
                         self.options.backend, type(data).__name__)
             return NO_SESSION
         return session_id, record, data
+
+    def expires_at(self, record):
+        """When the stored ``record`` expires: its own ``expires``, or
+        earlier when the settings became stricter since it was written."""
+        return min(record.expires, expiry_time(
+            self.options, record.created, record.accessed, record.max_age))
 
     def set_cookie_header(self, manager):
         """The ``Set-Cookie`` header value that ``manager``'s last commit
@@ -261,7 +266,7 @@ def open_session(request, session_id=None, *, cookie_value=None):
     sessions in the browser); ``TypeError`` unless exactly one of
     ``session_id`` and ``cookie_value`` is given.
     """
-    manager = _our_factory(request).open_stored(
+    manager = our_factory(request).open_stored(
         session_id, cookie_value=cookie_value,
         transaction_manager=transaction_manager_for(request))
     if manager is None:
@@ -274,7 +279,7 @@ def open_session(request, session_id=None, *, cookie_value=None):
     return manager.session
 
 
-def _our_factory(request):
+def our_factory(request):
     """The application's :class:`SessionFactory`."""
     factory = request.registry.queryUtility(ISessionFactory)
     if not isinstance(factory, SessionFactory):

@@ -145,6 +145,35 @@ class ISessionStore(Interface):
         """Release connections and files; the store is not used again."""
 
 
+class IOwnerIndexingStore(Interface):
+    """Optional capability of an :class:`ISessionStore`: finding the
+    sessions of one owner (the userid a record's ``owner`` holds), for
+    :func:`~pyramid_contrib_sessions.user_sessions` and
+    :func:`~pyramid_contrib_sessions.revoke_user_sessions`. A store
+    declares it with ``@implementer(ISessionStore, IOwnerIndexingStore)``; the
+    functions raise a ``NoOwnerIndexError`` naming the backend for a
+    store that does not.
+
+    Such a store keeps the index in step with the records, through the
+    same staged changes: every ``prepare_write`` and ``prepare_touch`` of
+    a record with an ``owner`` files its key under that owner, until at
+    least the record's ``expires``, atomically with the record (one
+    database transaction: zodb, sql) or *before* it (separate writes:
+    file, redis, memcached). So a crash between the two writes leaves an
+    index entry without a session, never a session the index cannot
+    find. An entry without a session (a crash, a session deleted without
+    its entry) is harmless: :meth:`owned` leaves it out, and the store
+    prunes it once its time is past. Keys are never reused, so an entry
+    never leads to another user's session.
+    """
+
+    def owned(owner):
+        """``(key, record)`` for each session filed under ``owner``,
+        records as :meth:`ISessionStore.load` returns them (expired ones
+        included: the caller checks expiry and the record's owner). Its
+        cost grows with the owner's sessions, not with all sessions."""
+
+
 class ISessionCodec(Interface):
     """Turns a cookie value into a session and back.
 

@@ -126,7 +126,8 @@ def changed_data(record, state, serializer):
     if not state.dirty:
         return None
     data = dumps_naming_key(serializer, state.data)
-    if data == record.data and state.max_age == record.max_age:
+    if (data == record.data and state.max_age == record.max_age
+            and state.owner == record.owner):
         return None
     return data
 
@@ -145,7 +146,7 @@ def new_record(state, options, now, created, version, data):
     return SessionRecord(
         data=data, version=version, created=created, accessed=now,
         expires=expiry_time(options, created, now, state.max_age),
-        max_age=state.max_age)
+        max_age=state.max_age, owner=state.owner)
 
 
 def _send_cookie(record, state, options, now):

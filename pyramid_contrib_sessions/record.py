@@ -3,7 +3,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from .session import LONGEST_EXPIRY
+from .session import LONGEST_EXPIRY, is_owner
 
 HEADER_DECODER = json.JSONDecoder()
 #: No time a session of ours holds is later (3000-01-01): a later one would
@@ -24,7 +24,11 @@ class SessionRecord:
     refresh of the expiry, so a store can tell a stale write from a
     concurrent touch. Times are epoch seconds. ``max_age`` is the session's
     own lifetime set by ``set_expiry()`` (``None``: the configured default,
-    ``0``: until the browser closes).
+    ``0``: until the browser closes). ``owner`` is the userid (as text)
+    that logged in to the session
+    (:class:`~pyramid_contrib_sessions.SessionAuthenticationHelper`), or
+    ``None``: a store that finds sessions by owner files it (see
+    :class:`~pyramid_contrib_sessions.interfaces.IOwnerIndexingStore`).
     """
 
     data: bytes
@@ -33,6 +37,7 @@ class SessionRecord:
     accessed: float
     expires: float
     max_age: Optional[int] = None
+    owner: Optional[str] = None
 
     def touched(self, accessed, expires):
         """This record with a refreshed expiry and the same data."""
@@ -41,13 +46,18 @@ class SessionRecord:
 
 def record_to_bytes(record):
     """One JSON line of metadata, ``[version,created,accessed,expires,
-    max_age]``, then the data: what the file, cache and cookie backends
-    keep. Written by hand, as JSON writes it: a record's numbers are ints
-    and finite floats, which JSON spells as their ``repr`` (and ``None``
-    as ``null``); half the time of the JSON encoder, on every write."""
+    max_age]`` (and the owner, when there is one, as a sixth field: a
+    record without one reads as it always did), then the data: what the
+    file, cache and cookie backends keep. Written by hand, as JSON writes
+    it: a record's numbers are ints and finite floats, which JSON spells
+    as their ``repr`` (and ``None`` as ``null``); half the time of the
+    JSON encoder, on every write."""
     max_age = 'null' if record.max_age is None else repr(record.max_age)
-    return (f'[{record.version!r},{record.created!r},{record.accessed!r},'
-            f'{record.expires!r},{max_age}]\n').encode('ascii') + record.data
+    owner = ('' if record.owner is None
+             else ',' + json.dumps(record.owner))  # escaped, in ASCII
+    header = (f'[{record.version!r},{record.created!r},{record.accessed!r},'
+              f'{record.expires!r},{max_age}{owner}]\n')
+    return header.encode('ascii') + record.data
 
 
 def record_from_bytes(raw):
@@ -60,18 +70,20 @@ def record_from_bytes(raw):
         fields = HEADER_DECODER.decode(header.decode('ascii'))
     except (TypeError, ValueError) as error:  # UnicodeDecodeError included
         raise ValueError('malformed record header') from error
-    if not (isinstance(fields, list) and len(fields) == 5):
+    if not (isinstance(fields, list) and len(fields) in (5, 6)):
         raise ValueError('malformed record header')
     return checked_record(data, *fields)
 
 
-def checked_record(data, version, created, accessed, expires, max_age):
+def checked_record(data, version, created, accessed, expires, max_age,
+                   owner=None):
     """A :class:`SessionRecord` of these fields as a store read them;
     ``ValueError`` naming the first one no record of ours holds. A store
     reads what another program (or a damaged disk) may have written:
     a bool is not a version (nor is one past :data:`LARGEST_VERSION`), NaN
     is no time (nor is anything beyond :data:`LATEST_TIME`), no lifetime
-    is longer than ``LONGEST_EXPIRY``."""
+    is longer than ``LONGEST_EXPIRY``, and an owner is text of at most
+    :data:`~pyramid_contrib_sessions.session.LONGEST_OWNER` characters."""
     if not isinstance(data, bytes):
         raise ValueError('record data is not bytes')
     if not (_is_count(version) and version <= LARGEST_VERSION):
@@ -83,7 +95,11 @@ def checked_record(data, version, created, accessed, expires, max_age):
     if not (max_age is None or (_is_count(max_age)
                                 and max_age <= LONGEST_EXPIRY)):
         raise ValueError(f'record max_age {max_age!r} is not a lifetime')
-    return SessionRecord(data, version, created, accessed, expires, max_age)
+    if not (owner is None or is_owner(owner)):
+        raise ValueError(f'record owner {owner!r} is not an owner')
+    return SessionRecord(data, version, created, accessed, expires, max_age,
+                         owner)
+
 
 
 def _is_count(value):

@@ -17,6 +17,9 @@ FLASH_PREFIX = '_f_'
 #: column is a 32-bit integer, far above.
 LONGEST_EXPIRY = 400 * 86400
 CSRF_KEY = '_csrft_'
+# The longest owner (a userid, as text) a session may have: the sql
+# backend's owner column is a VARCHAR of this many characters.
+LONGEST_OWNER = 255
 
 
 def expiry_time(options, created, accessed, max_age):
@@ -31,6 +34,14 @@ def expiry_time(options, created, accessed, max_age):
     return expires
 
 
+def is_owner(value):
+    """Whether ``value`` may be a session's owner: non-empty printable
+    text (no control characters, which some databases refuse) of at most
+    :data:`LONGEST_OWNER` characters."""
+    return (type(value) is str and 0 < len(value) <= LONGEST_OWNER
+            and value.isprintable())
+
+
 def ends_with_browser(options, max_age):
     """Whether a session of lifetime ``max_age`` (``None``: the default)
     has a browser-session cookie, one with no Max-Age."""
@@ -41,7 +52,9 @@ def ends_with_browser(options, max_age):
 
 class SessionState(NamedTuple):
     """Everything a session holds (see :meth:`Session.snapshot`);
-    ``dirty``: whether the data may differ from what was loaded."""
+    ``dirty``: whether the data may differ from what was loaded; ``owner``:
+    the userid that logged in to it, as text (see
+    :meth:`Session.set_owner`)."""
 
     data: dict
     session_key: Optional[str]
@@ -51,6 +64,7 @@ class SessionState(NamedTuple):
     new: bool
     dirty: bool = False
     save_requested: bool = False
+    owner: Optional[str] = None
 
 
 def _marks_changed(method):
@@ -87,7 +101,8 @@ class Session(dict):
         """The session's whole state, for :meth:`reset` to restore."""
         return SessionState(
             dict(self), self.session_key, self.created, self.accessed,
-            self.max_age, self.new, self._dirty, self.save_requested)
+            self.max_age, self.new, self._dirty, self.save_requested,
+            self.owner)
 
     def reset(self, state):
         """Become ``state`` (a :class:`SessionState`): what was loaded when
@@ -99,7 +114,7 @@ class Session(dict):
             dict.clear(self)
             dict.update(self, state.data)
         (_, self.session_key, self.created, self.accessed, self.max_age,
-         self.new, self._dirty, self.save_requested) = state
+         self.new, self._dirty, self.save_requested, self.owner) = state
 
     __setitem__ = _marks_changed(dict.__setitem__)
     __delitem__ = _marks_changed(dict.__delitem__)
@@ -131,6 +146,7 @@ class Session(dict):
         self.new = True
         self.created = self.accessed = time.time()
         self.max_age = None
+        self.owner = None
 
     def cycle_key(self):
         """Give the session a new id and keep its data: call it at log in.
@@ -139,6 +155,21 @@ class Session(dict):
         if self.session_key is not None:
             self.changed()
             self.session_key = new_session_id()
+
+    def set_owner(self, owner):
+        """Record ``owner`` (a userid as text, or ``None``) as the user
+        this session belongs to, so that
+        :func:`~pyramid_contrib_sessions.user_sessions` finds it. Stored
+        with the session when the transaction commits;
+        :class:`~pyramid_contrib_sessions.SessionAuthenticationHelper`
+        calls it at log in, after :meth:`cycle_key`. ``ValueError`` for
+        anything but ``None`` or printable text of 1 to 255 characters."""
+        if not (owner is None or is_owner(owner)):
+            raise ValueError(f'set_owner() takes a userid as printable '
+                             f'text of 1 to {LONGEST_OWNER} characters or '
+                             f'None, not {owner!r}')
+        self.changed()
+        self.owner = owner
 
     def save(self):
         """Persist now: as part of ``request.tm``'s current transaction

@@ -85,17 +85,30 @@ def chromium():
         browser.close()
 
 
-@pytest.fixture
-def page(chromium, demo_url):
-    """A new tab in a browser context of its own (an empty cookie jar),
-    showing the demo's page once."""
+def open_device(chromium, demo_url):
+    """A new tab in a browser context of its own (an empty cookie jar: a
+    device of its own), showing the demo's page once."""
     context = chromium.new_context(base_url=demo_url)
     context.set_default_timeout(WAIT_FOR_ELEMENT_MS)
     context.set_default_navigation_timeout(PAGE_LOAD_MS)
     page = context.new_page()
     page.goto('/')
+    return page
+
+
+@pytest.fixture
+def page(chromium, demo_url):
+    page = open_device(chromium, demo_url)
     yield page
-    context.close()
+    page.context.close()
+
+
+@pytest.fixture
+def other_device(chromium, demo_url):
+    """A second browser, as the same person's phone beside their laptop."""
+    page = open_device(chromium, demo_url)
+    yield page
+    page.context.close()
 
 
 # what the page shows, and what a person does on it
@@ -134,6 +147,11 @@ def submit(page, form_id):
 def add_to_cart(page, product):
     page.select_option('form#cart-add select[name=product]', product)
     submit(page, 'cart-add')
+
+
+def devices(page):
+    """The lines of the page's list of the user's devices."""
+    return page.inner_text('#devices').splitlines()
 
 
 def log_in(page, name):
@@ -222,3 +240,34 @@ def test_log_out_empties_the_session_and_drops_its_cookie(page):
     load_with_old_cookie(page, logged_in)
     assert page.query_selector('#user') is None
     assert cart_text(page) == EMPTY_CART
+
+
+def test_a_user_sees_each_device_and_logs_the_others_out(page,
+                                                         other_device):
+    log_in(page, 'dora')
+    log_in(other_device, 'dora')
+    page.reload()
+    listed = devices(page)
+    assert len(listed) == 2
+    assert [line.startswith('This device') for line in listed].count(
+        True) == 1
+    phone_cookie = session_cookie(other_device)['value']
+    assert phone_cookie not in page.content()  # handles, never ids
+    submit(page, 'revoke-others')
+    assert 'Logged out 1 other device(s).' in page.inner_text('.flash')
+    assert len(devices(page)) == 1
+    assert page.text_content('#user') == 'dora'
+    other_device.reload()
+    assert other_device.query_selector('#user') is None
+
+
+def test_a_user_logs_one_other_device_out(page, other_device):
+    log_in(page, 'eve')
+    log_in(other_device, 'eve')
+    page.reload()
+    with page.expect_navigation():  # the one form: this device has none
+        page.click('#devices form button')
+    assert 'That device is logged out.' in page.inner_text('.flash')
+    assert devices(page) and devices(page)[0].startswith('This device')
+    other_device.reload()
+    assert other_device.query_selector('#user') is None

@@ -135,9 +135,10 @@ def test_the_created_table_is_the_documented_one(sql_store, documented_table):
     created = table_shape(sql_store.engine, sql_store.table.name)
     assert [column[0] for column in created['columns']] == [
         'store_key', 'data', 'version', 'created', 'accessed', 'expires',
-        'max_age']
+        'max_age', 'owner']
     assert created['primary key'] == ['store_key']
-    assert created['indexes'] == [('ix_TABLE_expires', ('expires',), False)]
+    assert created['indexes'] == [('ix_TABLE_expires', ('expires',), False),
+                                  ('ix_TABLE_owner', ('owner',), False)]
     assert table_shape(sql_store.engine, documented_table) == created
 
 
@@ -148,6 +149,34 @@ def test_a_table_made_by_hand_serves_sessions(sql_backend, documented_table,
     key = new_key()
     record = put(store, key, make_record())
     assert store.load(key) == record
+
+
+def test_a_table_made_before_owners_says_how_to_add_the_column(
+        sql_backend, factory_for):
+    table = sql_backend.get('sessions.sql.table', 'sessions')
+    engine = sa.create_engine(sql_backend['sessions.sql.url'],
+                              poolclass=sa.NullPool)
+    before_owners = [
+        statement.replace('sessions', table).replace(
+            ',\n    owner VARCHAR(255)', '')
+        for statement in documented_ddl(engine.dialect.name)
+        if 'ix_sessions_owner' not in statement]
+    with engine.begin() as connection:
+        for statement in before_owners:
+            connection.exec_driver_sql(statement)
+    with pytest.raises(ConfigurationError) as raised:
+        factory_for(sql_backend)
+    message = str(raised.value)
+    assert message.startswith(f'sessions.sql.table: the existing table '
+                              f'{table} has no owner column')
+    with engine.begin() as connection:
+        for statement in message.split('add it with: ')[1].split('; '):
+            connection.exec_driver_sql(statement)
+    engine.dispose()
+    store = factory_for(sql_backend).store
+    key = new_key()
+    put(store, key, replace(make_record(), owner='alice'))
+    assert store.owned('alice') == [(key, store.load(key))]
 
 
 # settings
@@ -196,8 +225,8 @@ OTHER_TABLES = [
     pytest.param('(store_key CHAR(64) PRIMARY KEY, data BLOB NOT NULL, '
                  'version INTEGER NOT NULL, created FLOAT NOT NULL, '
                  'accessed FLOAT NOT NULL, expires FLOAT NOT NULL, '
-                 'max_age INTEGER, owner VARCHAR(20) NOT NULL)',
-                 'its owner column needs a value', id='required-column'),
+                 'max_age INTEGER, tenant VARCHAR(20) NOT NULL)',
+                 'its tenant column needs a value', id='required-column'),
 ]
 
 

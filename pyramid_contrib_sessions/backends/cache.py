@@ -37,16 +37,30 @@ COMMIT at zope.sqlalchemy's vote, say), the abort puts the previous record
 back. Between the staging and the finish another request may already read
 the new record, and a process that crashes there leaves it stored while the
 application's data is not.
+
+**The owner index.** Each owner (the userid of logged-in sessions) has one
+more value, under ``prefix + 'owner:' + SHA-256 of the owner``, listing its
+sessions' keys, each with a time never earlier than that session's expiry.
+A write or refresh of an owned session files its key there *before* it
+changes the session, in a command of its own: the two values may live on
+different servers (Memcached's hashing, Redis Cluster's slots), so no one
+command can change both. A crash between the two leaves an entry without a
+session, which listing skips; entries whose time is past are pruned as the
+index is next written or read, and the index value itself expires with its
+last session. A deleted session's entry stays until that time, skipped.
 """
+import hashlib
 import importlib
 import logging
 import re
 from dataclasses import dataclass
+import time
 from urllib.parse import urlsplit
 
 from zope.interface import implementer, provider
 
-from ..interfaces import ISessionStore, ISessionStoreFactory
+from ..interfaces import (
+    IOwnerIndexingStore, ISessionStore, ISessionStoreFactory)
 from ..keys import checked_store_key
 from ..record import record_from_bytes
 from ..settings import SettingsReader
@@ -55,6 +69,7 @@ from . import redact_url
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = 'session:'
+OWNER_KEY = 'owner:'  # after the prefix, before the owner's hash
 DEFAULT_TIMEOUT = 2.0  # seconds
 
 #: URL scheme: (module under backends, class, the extra that installs its
@@ -161,7 +176,7 @@ class CacheBackend:
         return store_class.connect(config)
 
 
-@implementer(ISessionStore)
+@implementer(ISessionStore, IOwnerIndexingStore)
 class CacheStore:
     """What the Redis and Memcached stores share: keys under ``prefix``,
     records in the bytes of one value, expiry by the server."""
@@ -190,6 +205,19 @@ class CacheStore:
                       'not a session record; treating it as absent',
                       self.name, self.prefix)
             return None
+
+    def owner_key(self, owner):
+        """The server's key of ``owner``'s index: a hash, so that no
+        userid ever reaches the server as a key."""
+        return (self.prefix + OWNER_KEY
+                + hashlib.sha256(owner.encode('utf-8')).hexdigest())
+
+    def owned(self, owner):
+        """See
+        :class:`~pyramid_contrib_sessions.interfaces.IOwnerIndexingStore`
+        and the module."""
+        return [(key, self.load(key))
+                for key in self.owned_keys(owner, time.time())]
 
     def delete_expired(self, now, limit):
         """Nothing to delete: the server drops each record when its TTL

@@ -48,6 +48,9 @@ without fsync, a power cut can lose the marker of a session made in the
 last seconds before it (remove ``.expiry`` and the next run rebuilds the
 index).
 
+Sessions are also indexed by owner, in ``.owners/`` (see
+:mod:`.file_owners`).
+
 The index is created by the first clearing of a directory (the first
 ``clearsessions`` run): until then writers make no markers. That run first
 waits for the writers that found no index, then files every session already
@@ -65,11 +68,13 @@ import time
 
 from zope.interface import implementer, provider
 
-from ..interfaces import IPreparedChange, ISessionStore, ISessionStoreFactory
+from ..interfaces import (
+    IOwnerIndexingStore, IPreparedChange, ISessionStore, ISessionStoreFactory)
 from ..keys import checked_store_key, is_store_key
 from ..record import record_from_bytes, record_to_bytes
 from ..settings import SettingsReader
 from . import check_version, store_failure
+from .file_owners import OwnerEntries
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +232,7 @@ def _sync_directory(path):
         os.close(fd)
 
 
-@implementer(ISessionStore)
+@implementer(ISessionStore, IOwnerIndexingStore)
 @provider(ISessionStoreFactory)
 class FileStore:
     """Sessions as files in one directory (see the module). ``fsync``:
@@ -248,6 +253,7 @@ class FileStore:
             _stripe_key(stripe): os.path.join(self.path, LOCK_DIR,
                                               _stripe_key(stripe))
             for stripe in range(LOCK_STRIPES)}
+        self._owners = OwnerEntries(self.path)
         os.makedirs(os.path.join(self.path, LOCK_DIR), mode=0o700,
                     exist_ok=True)
         for stripe in range(LOCK_STRIPES):
@@ -312,7 +318,10 @@ class FileStore:
     def prepare_delete(self, key):
         path = self._file(key)
         with self._locked(key) as lock_fd:
-            return _Prepared(lock_fd, apply=lambda: self._unlink(path))
+            current = self._read(path)
+            owner = None if current is None else current.owner
+            return _Prepared(lock_fd,
+                             apply=lambda: self._unlink(path, key, owner))
 
     def _lock_path(self, key):
         return self._lock_paths[key[:2]]
@@ -358,6 +367,8 @@ class FileStore:
                     slot_of(record.expires) < slot_of(current.expires):
                 # before the file is written: see the module
                 self._index.file(key, record.expires)
+            if record.owner is not None:  # before it too: see file_owners
+                self._owners.file(record.owner, key, record.expires)
             temp_path = self._write_temp(record)
         except OSError as error:
             raise store_failure('file', 'write a session file', self.path,
@@ -393,16 +404,38 @@ class FileStore:
             raise
         return temp_path
 
-    def _unlink(self, path):
+    def _unlink(self, path, key, owner):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         self._sync()
+        if owner is not None:  # after the file: see file_owners
+            self._owners.drop(owner, key)
 
     def _sync(self):
         """With ``fsync``, make the renames and unlinks in the session
         directory durable."""
         if self.fsync:
             _sync_directory(self.path)
+
+    # the sessions of an owner
+
+    def owned(self, owner):
+        """See
+        :class:`~pyramid_contrib_sessions.interfaces.IOwnerIndexingStore`:
+        the entries under ``.owners/``; those whose time is past are
+        pruned on the way (see :mod:`.file_owners`)."""
+        now = time.time()
+        with self._failures('read the sessions of a user'):
+            found = []
+            for key, lasts_until in self._owners.entries(owner):
+                if lasts_until < now and self._prune(owner, key, now):
+                    continue
+                found.append((key, self.load(key)))
+            return found
+
+    def _prune(self, owner, key, now):
+        with self._holding(key):  # a writer may be moving it later
+            return self._owners.prune(owner, key, now)
 
     # clearing
 
@@ -441,6 +474,8 @@ class FileStore:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 self._index.drop(slot, key)
+                if record.owner is not None:
+                    self._owners.drop(record.owner, key)
                 return 1
             if slot_of(record.expires) != slot:  # refreshed meanwhile
                 self._index.file(key, record.expires)

@@ -48,8 +48,23 @@ at most once per ``reissue_time`` of a session, never on a plain read.
 **A delete** is a ``cas`` of the item read with an expiry in the past, so
 the record an abort puts back is exactly the one removed. See
 :mod:`.cache` for why every change is applied when staged.
+
+**The owner index** (see :mod:`.cache`) is one item per owner holding a
+JSON object, a session's store key to the time its entry lasts until,
+changed with ``gets``/``cas`` before each write or refresh of an owned
+session. What Memcached cannot promise: it may *evict* an index item to
+make room (least recently used first) while the sessions it lists live on,
+and then ``user_sessions`` and ``revoke_user_sessions`` do not see those
+sessions until each is written or refreshed again (every refresh files it
+anew, so an active session is back within ``reissue_time``). What does not
+depend on the index holds as on every backend: log out and
+``revoke_session`` reach the session itself, and a session whose owner no
+longer matches is never listed. Give Memcached room enough that it does
+not evict (its ``evictions`` statistic stays 0), or use another backend
+where revoking every session of a user must not miss one.
 """
 import hashlib
+import json
 import logging
 import math
 import os
@@ -63,9 +78,10 @@ from pymemcache.client.rendezvous import RendezvousHash
 from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
 from ..exceptions import SessionConflictError, StoreError
+from ..keys import is_store_key
 from ..record import record_to_bytes
 from . import NOTHING_CHANGED, AppliedChange, check_version
-from .cache import CacheStore
+from .cache import OWNER_KEY, CacheStore
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +159,12 @@ class MemcachedStore(CacheStore):
         servers = parse_servers(config)
         prefix = config.prefix
         if (not KEY_CHARACTERS.match(prefix)
-                or len(prefix) + 64 > MAX_KEY_LENGTH):
+                or len(prefix) + len(OWNER_KEY) + 64 > MAX_KEY_LENGTH):
             raise config.read.error('prefix', f'{prefix!r} cannot start a '
                                               f'memcached key: use printable '
                                               f'ASCII without spaces, at '
-                                              f'most {MAX_KEY_LENGTH - 64} '
+                                              f'most '
+                                              f'{MAX_KEY_LENGTH - 70} '
                                               f'characters')
         store = cls(servers, prefix, config.connect_timeout,
                     config.socket_timeout)
@@ -230,6 +247,7 @@ class MemcachedStore(CacheStore):
     def prepare_write(self, key, record, expected_version):
         name = self.server_key(key)
         item = record_to_bytes(record)
+        self._file_owner(record, key)
         current, token = self._replaced(name, expected_version)
         for _ in range(MAX_RACES):
             check_version(current, expected_version)
@@ -255,7 +273,9 @@ class MemcachedStore(CacheStore):
             current = self.record_of(before)
             if current is None or current.version != expected_version:
                 return NOTHING_CHANGED  # gone, or rewritten since
-            item = record_to_bytes(current.touched(accessed, expires))
+            record = current.touched(accessed, expires)
+            self._file_owner(record, key)
+            item = record_to_bytes(record)
             if self._store(name, item, token, expires)[0]:
                 return AppliedChange(
                     partial(self._restore, name, item, current))
@@ -272,6 +292,28 @@ class MemcachedStore(CacheStore):
                     partial(self._restore, name, None, self.record_of(before)))
         raise _raced()
 
+    def _file_owner(self, record, key):
+        """File ``key`` under the owner of ``record`` (if any) until its
+        expiry, dropping the entries whose time is past: before the
+        session's own change (see the module)."""
+        if record.owner is None:
+            return
+        name = self.owner_key(record.owner)
+        for _ in range(MAX_RACES):
+            item, token = self._gets(name)
+            entries = _entries(item, time.time())
+            if entries.get(key, 0) >= record.expires and token is not None:
+                return  # filed until then already
+            entries[key] = max(entries.get(key, 0), record.expires)
+            if self._store(name, json.dumps(entries).encode('ascii'), token,
+                           max(entries.values()))[0]:
+                return
+        raise _raced()
+
+    def owned_keys(self, owner, now):
+        """The keys filed under ``owner`` whose time is not past."""
+        return list(_entries(self._gets(self.owner_key(owner))[0], now))
+
     def _restore(self, name, left, previous):
         """Put ``previous`` (a record or None) back, if the item is still
         ``left`` (the bytes the change stored, None if it removed it)."""
@@ -287,6 +329,22 @@ class MemcachedStore(CacheStore):
     def close(self):
         for client in self._clients().values():
             client.close()
+
+
+def _entries(item, now):
+    """The entries of an owner's index item whose time is not past
+    ``now``; none for no item, or for one that is not an index of ours."""
+    try:
+        entries = json.loads(item) if item else {}
+    except ValueError:
+        entries = None
+    if not isinstance(entries, dict):
+        log.error('memcached backend: an owner index item is not an index; '
+                  'treating it as empty')
+        return {}
+    return {key: lasts for key, lasts in entries.items()
+            if is_store_key(key) and isinstance(lasts, (int, float))
+            and lasts >= now}
 
 
 def _unreachable(address, error):

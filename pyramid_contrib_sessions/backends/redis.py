@@ -34,9 +34,21 @@ abort then leaves it in place, and says so in the log. A touch sent again
 rewrites the same times, and a delete sent again finds nothing to delete;
 an abort leaves either in place too.
 
-**On a Cluster** every command and every script touches one key, a
-session's own, so each runs on the node that holds that key's slot; no
-index or other key spans sessions (expiry is each key's own TTL).
+**On a Cluster** every command and every script touches one key, so each
+runs on the node that holds that key's slot: a session's own key, or an
+owner's index, below; no key spans sessions (expiry is each key's own
+TTL).
+
+**The owner index** (see :mod:`.cache`) is a sorted set per owner: the
+member is a session's store key, its score a time never earlier than that
+session's expiry. One script on that one key (``OWN``) files a key or
+moves its score later, prunes the members whose score is past and keeps
+the set's own TTL at its latest score; it runs before the change of the
+session, which lives under another key (on a Cluster, most likely in
+another slot): a write's record names its owner; a refresh of an owned
+session is sent twice, the first time only to learn the owner (the script
+leaves an owned record alone until told its index has been seen to), so a
+session without an owner costs what it did.
 """
 import contextlib
 import logging
@@ -48,6 +60,7 @@ import redis
 from redis.exceptions import RedisClusterException
 
 from ..exceptions import StaleRecordError, StoreError
+from ..keys import is_store_key
 from ..record import record_to_bytes
 from . import NOTHING_CHANGED, AppliedChange
 from .cache import CacheStore
@@ -78,13 +91,19 @@ return {{1, stored}}
 """)
 
 # ARGV: the version the refresh was made from, accessed, expires (as the
-# header writes them), the new TTL. Returns the bytes it replaced, or false
-# when there is no record to refresh: gone, or rewritten since.
+# header writes them), the new TTL, '1' once the owner's index has the
+# new expiry. Returns the bytes it replaced, or false when there is no
+# record to refresh: gone, or rewritten since; or, leaving an owned record
+# (a sixth header field follows max_age) as it is until its owner's index
+# has the new expiry, those bytes in a list.
 TOUCH = LuaScript(f"""
 local stored = redis.call('GET', KEYS[1])
 if not stored then return false end
 local version, created, rest = string.match(stored, {HEADER_LUA})
 if version ~= ARGV[1] then return false end
+if ARGV[5] ~= '1' and string.match(rest, '^[^,%]]*,') then
+  return {{stored}}
+end
 redis.call('SET', KEYS[1], '[' .. version .. ',' .. created .. ',' ..
            ARGV[2] .. ',' .. ARGV[3] .. ',' .. rest)
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
@@ -96,6 +115,23 @@ DELETE = LuaScript("""
 local stored = redis.call('GET', KEYS[1])
 redis.call('DEL', KEYS[1])
 return stored
+""")
+
+# KEYS[1]: an owner's sorted set. ARGV: a session's store key, the time
+# (epoch seconds) its entry must last until, the time now. Moves the
+# entry's score later (never earlier), drops the entries whose time is
+# past, and has the set expire with its latest entry.
+OWN = LuaScript("""
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
+if latest then
+  redis.call('PEXPIREAT', KEYS[1],
+             string.format('%d', math.ceil(tonumber(latest) * 1000)))
+end
 """)
 
 # Undoes one change, only while the record is still the bytes it left.
@@ -200,6 +236,7 @@ class RedisStore(CacheStore):
         name = self.server_key(key)
         item = record_to_bytes(record)
         with self._talking():
+            self._file_owner(record, key)
             if expected_version is None:
                 outcome, before = _sent(lambda again: self._add(
                     name, item, record.expires, again))
@@ -232,9 +269,17 @@ class RedisStore(CacheStore):
     def prepare_touch(self, key, accessed, expires, expected_version):
         name = self.server_key(key)
         times = _number(accessed), _number(expires)
+        arguments = [str(expected_version), *times, ttl_at(expires)]
         with self._talking():
-            before = _sent(lambda again: self._commands.run(TOUCH, [name], [
-                str(expected_version), *times, ttl_at(expires)]))
+            before = _sent(lambda again: self._commands.run(
+                TOUCH, [name], [*arguments, '0']))
+            if isinstance(before, list):  # owned: its index first
+                owned = self.record_of(before[0])
+                if owned is None:
+                    return NOTHING_CHANGED  # not ours (logged)
+                self._file_owner(owned.touched(accessed, expires), key)
+                before = _sent(lambda again: self._commands.run(
+                    TOUCH, [name], [*arguments, '1']))
         if before is None:
             return NOTHING_CHANGED  # gone, or rewritten since
         return AppliedChange(lambda: self._undo(
@@ -248,6 +293,23 @@ class RedisStore(CacheStore):
         if before is None:
             return NOTHING_CHANGED
         return AppliedChange(lambda: self._undo(name, None, before))
+
+    def _file_owner(self, record, key):
+        """File ``key`` under the owner of ``record`` (if any) until its
+        expiry: before the session's own change (see the module)."""
+        if record.owner is not None:
+            owner_key = self.owner_key(record.owner)
+            _sent(lambda again: self._commands.run(OWN, [owner_key], [
+                key, _number(record.expires), _number(time.time())]))
+
+    def owned_keys(self, owner, now):
+        """The keys filed under ``owner`` whose time is not past."""
+        owner_key = self.owner_key(owner)
+        with self._talking():
+            members = _sent(lambda again: self._commands.execute(
+                'ZRANGEBYSCORE', owner_key, _number(now), '+inf'))
+        return [key for key in (member.decode('latin-1') for member in members)
+                if is_store_key(key)]  # anything else is not ours
 
     def _undo(self, name, left, previous):
         """Put ``previous`` (bytes; None: no record) back, if the record is

@@ -82,8 +82,10 @@ from sqlalchemy.orm import sessionmaker
 from zope.interface import implementer, provider
 
 from ..exceptions import SessionConflictError, StaleRecordError, StoreError
-from ..interfaces import IPreparedChange, ISessionStore, ISessionStoreFactory
+from ..interfaces import (
+    IOwnerIndexingStore, IPreparedChange, ISessionStore, ISessionStoreFactory)
 from ..record import checked_record
+from ..session import LONGEST_OWNER
 from ..settings import SettingsReader
 from . import store_failure
 from .reply_deadline import ReplyDeadline
@@ -94,8 +96,8 @@ DEFAULT_TABLE = 'sessions'
 # The engine's logger: sqlalchemy.engine.Engine.<this>
 LOGGING_NAME = 'pyramid_contrib_sessions'
 OWN_KEYS = frozenset({'table', 'dbsession'})  # the rest configures the engine
-# Room for the index name "ix_<table>_expires" within PostgreSQL's 63 and
-# MariaDB's 64 characters.
+# Room for the index names "ix_<table>_expires" and "ix_<table>_owner"
+# within PostgreSQL's 63 and MariaDB's 64 characters.
 TABLE_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,47}\Z')
 MYSQL_DIALECTS = ('mysql', 'mariadb')
 DIALECTS = ('sqlite', 'postgresql') + MYSQL_DIALECTS
@@ -134,6 +136,8 @@ FLOAT = (sa.Float, 'floating-point')
 COLUMN_KINDS = {'store_key': TEXT, 'data': BINARY, 'version': INTEGER,
                 'created': FLOAT, 'accessed': FLOAT, 'expires': FLOAT,
                 'max_age': INTEGER}
+# The owner column came later: a table without it gets its own message.
+OWNER_KIND = TEXT
 
 
 def session_table(name=DEFAULT_TABLE, metadata=None):
@@ -150,10 +154,19 @@ def session_table(name=DEFAULT_TABLE, metadata=None):
         sa.Column('accessed', sa.Double, nullable=False),
         sa.Column('expires', sa.Double, nullable=False),
         sa.Column('max_age', sa.Integer, nullable=True),
+        sa.Column('owner', sa.String(LONGEST_OWNER), nullable=True),
         mysql_engine='InnoDB',
     )
     sa.Index(f'ix_{name}_expires', table.c.expires)
+    sa.Index(f'ix_{name}_owner', table.c.owner)
     return table
+
+
+def owner_column_ddl(name=DEFAULT_TABLE):
+    """The statements that add the owner column (and its index) to a
+    sessions table ``name`` made before the column existed."""
+    return (f'ALTER TABLE {name} ADD COLUMN owner VARCHAR({LONGEST_OWNER}); '
+            f'CREATE INDEX ix_{name}_owner ON {name} (owner)')
 
 
 def skip_session_table(name=DEFAULT_TABLE):
@@ -549,7 +562,7 @@ class _Staging:
 
 # the store
 
-@implementer(ISessionStore)
+@implementer(ISessionStore, IOwnerIndexingStore)
 @provider(ISessionStoreFactory)
 class SQLStore:
     """Sessions in one SQL table (see the module).
@@ -617,12 +630,31 @@ class SQLStore:
                 f'{self._settings_prefix}table: the existing table '
                 f'{self.table.name} is not a sessions table: {problem}; name '
                 f'another table')
+        if not any(column['name'].lower() == 'owner' for column in columns):
+            raise ConfigurationError(
+                f'{self._settings_prefix}table: the existing table '
+                f'{self.table.name} has no owner column (where this version '
+                f'keeps the user each logged-in session belongs to); add it '
+                f'with: {owner_column_ddl(self.table.name)}')
 
     # reading
 
     def load(self, key):
         with self._failures('read a session'):
             return _again_if_dropped(self._read, key)
+
+    def owned(self, owner):
+        """See
+        :class:`~pyramid_contrib_sessions.interfaces.IOwnerIndexingStore`:
+        the rows whose indexed owner column holds ``owner``."""
+        with self._failures('read the sessions of a user'):
+            return _again_if_dropped(self._owned, owner)
+
+    def _owned(self, owner):
+        with self._reader.connect() as connection:
+            rows = connection.execute(self._statements.select_owned,
+                                      {'owner': owner}).all()
+        return [(row.store_key, self._record_or_none(row)) for row in rows]
 
     def _read(self, key):
         with self._reader.connect() as connection:
@@ -633,8 +665,9 @@ class SQLStore:
         row = connection.execute(
             statements.select_locked if locked else statements.select,
             {'key': key}).one_or_none()
-        if row is None:
-            return None
+        return None if row is None else self._record_or_none(row)
+
+    def _record_or_none(self, row):
         try:
             return _record(row)
         except ValueError as error:
@@ -842,7 +875,7 @@ class SQLStore:
 
 
 RECORD_COLUMNS = ('data', 'version', 'created', 'accessed', 'expires',
-                  'max_age')
+                  'max_age', 'owner')
 
 
 class _Statements:
@@ -857,6 +890,10 @@ class _Statements:
         self.select = sa.select(
             *(columns[name] for name in RECORD_COLUMNS)).where(by_key)
         self.select_locked = self.select.with_for_update()
+        self.select_owned = sa.select(
+            columns.store_key,
+            *(columns[name] for name in RECORD_COLUMNS)).where(
+            columns.owner == sa.bindparam('owner'))
         self.insert = _insert_if_absent(dialect_name, table).values(
             store_key=sa.bindparam('key'), **new).execution_options(
             preserve_rowcount=True)  # kept by default for UPDATE/DELETE only
@@ -877,7 +914,8 @@ def _insert_if_absent(dialect_name, table):
         return sqlite.insert(table).on_conflict_do_nothing(
             index_elements=[table.c.store_key])
     # IGNORE also turns data errors into warnings; none can occur with these
-    # columns (a 64-character key, a LONGBLOB, numbers)
+    # columns (a 64-character key, a LONGBLOB, numbers, an owner no longer
+    # than its column: records are checked)
     return sa.insert(table).prefix_with('IGNORE')
 
 
@@ -886,7 +924,7 @@ def _columns(key, record):
     return {'key': key, 'new_data': record.data,
             'new_version': record.version, 'new_created': record.created,
             'new_accessed': record.accessed, 'new_expires': record.expires,
-            'new_max_age': record.max_age}
+            'new_max_age': record.max_age, 'new_owner': record.owner}
 
 
 def _schema_problem(columns):
@@ -902,6 +940,12 @@ def _schema_problem(columns):
         if not isinstance(column['type'], kinds):
             return (f'its {name} column is {column["type"]}, not '
                     f'{kind_in_words}')
+    owner = found.pop('owner', None)
+    if owner is not None and not (isinstance(owner['type'], OWNER_KIND[0])
+                                  and owner['nullable']):
+        return (f'its owner column is {owner["type"]}'
+                f'{"" if owner["nullable"] else " NOT NULL"}, not nullable '
+                f'{OWNER_KIND[1]} (VARCHAR({LONGEST_OWNER}))')
     for name, column in found.items():
         if not (column['nullable'] or column.get('default') is not None
                 or column.get('autoincrement') is True):
@@ -917,7 +961,7 @@ def _record(row):
     if isinstance(data, (bytearray, memoryview)):  # as some drivers give it
         data = bytes(data)
     return checked_record(data, row.version, row.created, row.accessed,
-                          row.expires, row.max_age)
+                          row.expires, row.max_age, row.owner)
 
 
 def _again_if_dropped(action, *arguments):

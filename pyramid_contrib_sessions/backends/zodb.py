@@ -82,7 +82,8 @@ from ZODB.POSException import ConflictError
 from zope.interface import implementer, provider
 
 from ..exceptions import SessionConflictError, StaleRecordError, StoreError
-from ..interfaces import ISessionStore, ISessionStoreFactory
+from ..interfaces import (
+    IOwnerIndexingStore, ISessionStore, ISessionStoreFactory)
 from ..settings import SettingsReader
 from . import AppliedChange, redact_url, store_failure
 from .reply_deadline import ReplyDeadline
@@ -128,7 +129,7 @@ def _tree(connection):
     return connection.root()[ROOT_KEY]
 
 
-@implementer(ISessionStore)
+@implementer(ISessionStore, IOwnerIndexingStore)
 @provider(ISessionStoreFactory)
 class ZODBStore:
     """Sessions in the ZODB database ``db`` (see the module), under
@@ -202,6 +203,12 @@ class ZODBStore:
 
     def load(self, key):
         return self._read(lambda tree: tree.load(key))
+
+    def owned(self, owner):
+        """See
+        :class:`~pyramid_contrib_sessions.interfaces.IOwnerIndexingStore`:
+        the tree's owner index, changed with each session's own write."""
+        return self._read(lambda tree: tree.owned(owner))
 
     def count_expired(self, now):
         cutoff = now - self.cleanup_grace

@@ -16,6 +16,9 @@ Layout, under ``root['pyramid_contrib_sessions']`` (a :class:`SessionTree`):
   store, see ``zodb.py``).
 - ``expiry``: an :class:`ExpiryIndex`, the keys filed by the time slot of
   their expiry, so the cleaner reads the past slots and nothing else.
+- ``owners``: an :class:`OwnerIndex`, the keys of each owner's sessions,
+  changed in the very transaction that writes or deletes the session
+  (trees made before it existed get it at their first owned write).
 
 Every method here runs inside one ZODB transaction opened by the store; the
 store commits it, and retries it on a conflict.
@@ -68,6 +71,7 @@ class SessionState(Persistent):
     """
 
     retired = False  # set when the session is deleted, see retire()
+    owner = None  # states stored before owners existed have none
 
     def __init__(self, record):
         self.set(record)
@@ -79,12 +83,14 @@ class SessionState(Persistent):
         self.accessed = record.accessed
         self.expires = record.expires
         self.max_age = record.max_age
+        self.owner = record.owner
 
     def record(self):
         """The record; ``ValueError`` for a state no session of ours left
         (see :func:`~pyramid_contrib_sessions.record.checked_record`)."""
         return checked_record(self.data, self.version, self.created,
-                              self.accessed, self.expires, self.max_age)
+                              self.accessed, self.expires, self.max_age,
+                              self.owner)
 
     def retire(self):
         """Mark the state deleted (it is never read again). Unlinking it
@@ -134,12 +140,49 @@ class ExpiryIndex(Persistent):
         return list(self.slots.items(max=slot_of(now)))
 
 
+class OwnerIndex(Persistent):
+    """Owner (a userid as text) to the set of its sessions' keys. A key
+    is filed when a session with that owner is written and unfiled when
+    the session is deleted, in the same transaction; an owner whose last
+    session goes is dropped. Different owners' sets never conflict, and
+    BTrees merge two sessions of one owner filed at the same moment."""
+
+    def __init__(self):
+        self.keys = OOBTree()
+
+    def add(self, owner, key):
+        keys = self.keys.get(owner)
+        if keys is None:
+            keys = self.keys[owner] = OOTreeSet()
+        keys.add(key)  # filed already: no change
+
+    def remove(self, owner, key):
+        keys = self.keys.get(owner)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self.keys[owner]
+
+    def of(self, owner):
+        return list(self.keys.get(owner, ()))
+
+
 class SessionTree(Persistent):
     """The root of the backend's data; see the module."""
+
+    owners = None  # trees made before owners existed: see owner_index()
 
     def __init__(self):
         self.records = OOBTree()
         self.expiry = ExpiryIndex()
+        self.owners = OwnerIndex()
+
+    def owner_index(self):
+        """The :class:`OwnerIndex`, made on first need in a tree that has
+        none (a change of the tree itself, once)."""
+        if self.owners is None:
+            self.owners = OwnerIndex()
+        return self.owners
 
     # reading
 
@@ -149,6 +192,12 @@ class SessionTree(Persistent):
     def version(self, key):
         state = self.records.get(key)
         return None if state is None else state.version
+
+    def owned(self, owner):
+        """``(key, record)`` of each session filed under ``owner``."""
+        if self.owners is None:
+            return []
+        return [(key, self.load(key)) for key in self.owners.of(owner)]
 
     # changing, each returning what undoes it
 
@@ -161,7 +210,20 @@ class SessionTree(Persistent):
         else:
             state.set(record)
         self.expiry.add(key, record.expires)
+        self._refile(key, previous, record)
         return previous
+
+    def _refile(self, key, previous, record):
+        """File ``key`` under the owner of ``record`` (None: deleted),
+        unfiled from the owner of ``previous``."""
+        before = None if previous is None else previous.owner
+        after = None if record is None else record.owner
+        if before == after:
+            return
+        if before is not None:
+            self.owner_index().remove(before, key)
+        if after is not None:
+            self.owner_index().add(after, key)
 
     def touch(self, key, accessed, expires, expected_version):
         """Refresh the expiry; the ``(accessed, expires)`` it replaced, or
@@ -183,7 +245,9 @@ class SessionTree(Persistent):
         if state is None:
             return None
         state.retire()
-        return _record_of(state)
+        previous = _record_of(state)
+        self._refile(key, previous, None)
+        return previous
 
     # undoing (compensation after an abort, see zodb.py)
 
@@ -195,8 +259,7 @@ class SessionTree(Persistent):
         if previous is None:
             self.delete(key)
         else:
-            state.set(previous)
-            self.expiry.add(key, previous.expires)
+            self.write(key, previous)
 
     def undo_touch(self, key, touched, previous):
         state = self.records.get(key)

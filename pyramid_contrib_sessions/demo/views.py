@@ -3,11 +3,16 @@
 HTML is built with plain string formatting; every value that comes from the
 session or the request passes through :func:`html.escape` first.
 """
+import time
 from html import escape
 
 from pyramid.csrf import get_csrf_token
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.response import Response
+from pyramid.security import forget, remember
+
+from pyramid_contrib_sessions import (
+    revoke_session, revoke_user_sessions, user_sessions)
 
 PRODUCTS = ('apple', 'bread', 'cheese', 'coffee')
 MAX_USER_NAME = 40  # characters
@@ -20,12 +25,17 @@ def add_views(config):
     config.add_route('cart_remove', '/cart/remove')
     config.add_route('login', '/login')
     config.add_route('logout', '/logout')
+    config.add_route('revoke', '/devices/revoke')
+    config.add_route('revoke_others', '/devices/revoke-others')
     config.add_view(home, route_name='home', request_method='GET')
     config.add_view(cart_add, route_name='cart_add', request_method='POST')
     config.add_view(cart_remove, route_name='cart_remove',
                     request_method='POST')
     config.add_view(login, route_name='login', request_method='POST')
     config.add_view(logout, route_name='logout', request_method='POST')
+    config.add_view(revoke, route_name='revoke', request_method='POST')
+    config.add_view(revoke_others, route_name='revoke_others',
+                    request_method='POST')
 
 
 def back_home(request):
@@ -65,20 +75,35 @@ def login(request):
         request.session.flash(
             f'Give a user name of 1 to {MAX_USER_NAME} characters.')
         return back_home(request)
-    session = request.session
-    # A new id at log in, so an id planted before it (session fixation)
-    # is worth nothing afterwards; the cart and the counter are kept.
-    session.cycle_key()
-    session.new_csrf_token()
-    session['user'] = name
-    session.flash(f'Welcome, {name}.')
+    # A new id at log in (remember() cycles it), so an id planted before
+    # it (session fixation) is worth nothing afterwards; the cart and the
+    # counter are kept. The session is filed under the user's name.
+    remember(request, name)
+    request.session.new_csrf_token()
+    request.session.flash(f'Welcome, {name}.')
     return back_home(request)
 
 
 def logout(request):
     # Deletes the stored session; the message below goes into a new one.
-    request.session.invalidate()
+    forget(request)
     request.session.flash('You are logged out; the session was emptied.')
+    return back_home(request)
+
+
+def revoke(request):
+    userid = request.authenticated_userid
+    if userid is not None and revoke_session(
+            request, request.POST.get('handle', ''), userid=userid):
+        request.session.flash('That device is logged out.')
+    return back_home(request)
+
+
+def revoke_others(request):
+    userid = request.authenticated_userid
+    if userid is not None:
+        count = revoke_user_sessions(request, userid, keep_current=True)
+        request.session.flash(f'Logged out {count} other device(s).')
     return back_home(request)
 
 
@@ -93,7 +118,8 @@ def home(request):
         flashes=flash_section(session.pop_flash()),
         visits=session['visits'],
         session_id=escape(shown_id(session.session_key)),
-        account=account_section(request, session.get('user'), token),
+        account=account_section(request, request.authenticated_userid,
+                                token),
         cart=cart_section(request, session.get('cart', {}), token),
     )
     return Response(page, content_type='text/html', charset='utf-8')
@@ -136,7 +162,41 @@ def account_section(request, user, token):
         '<form id="logout" method="post" '
         f'action="{url(request, "logout")}">'
         f'{csrf_field(token)}<button>Log out</button></form>'
+        + devices_section(request, user, token)
     )
+
+
+def devices_section(request, user, token):
+    """The user's sessions, this one marked, each other one with a form
+    that logs it out (by its handle: never its id)."""
+    devices = user_sessions(request, user)
+    rows = ''.join(device_row(request, number, device, token)
+                   for number, device in enumerate(devices))
+    others = (
+        '<form id="revoke-others" method="post" '
+        f'action="{url(request, "revoke_others")}">{csrf_field(token)}'
+        '<button>Log out all other devices</button></form>'
+        if len(devices) > 1 else '')
+    return f'<h3>Your devices</h3><ul id="devices">{rows}</ul>{others}'
+
+
+def device_row(request, number, device, token):
+    times = (f'logged in {shown_time(device.created)}, last used '
+             f'{shown_time(device.accessed)}')
+    if device.current:
+        return f'<li class="device current">This device: {times}</li>'
+    return (
+        f'<li class="device">{times} '
+        f'<form id="revoke-{number}" class="inline" method="post" '
+        f'action="{url(request, "revoke")}">{csrf_field(token)}'
+        f'<input type="hidden" name="handle" '
+        f'value="{escape(device.handle)}">'
+        '<button>Log out</button></form></li>'
+    )
+
+
+def shown_time(epoch_seconds):
+    return time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(epoch_seconds))
 
 
 def cart_section(request, cart, token):

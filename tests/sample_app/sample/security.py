@@ -1,6 +1,6 @@
 """Who is logged in: the user's id in ``request.session``, checked against
 the database on each request."""
-from pyramid.authentication import SessionAuthenticationHelper
+from pyramid_contrib_sessions import SessionAuthenticationHelper
 from pyramid.csrf import SessionCSRFStoragePolicy
 from pyramid.security import Allowed, Denied
 
