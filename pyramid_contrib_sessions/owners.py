@@ -12,10 +12,10 @@ What a user is shown of a session is its times and a *handle*: the key the
 store files the session under, the SHA-256 of its id. The handle is not
 the id: it cannot be turned back into one, so it cannot be sent as a
 cookie or open the session; it can only name the session to
-:func:`revoke_session`, which deletes it only for the owner it belongs to.
-It is as safe to show its owner as the times are. No IP address or user
-agent is stored: they are personal data, and the times tell the devices
-apart well enough for "log out the others".
+:func:`~pyramid_contrib_sessions.revoke_session`, which deletes it only
+for the owner it belongs to. It is as safe to show its owner as the times
+are. No IP address or user agent is stored: they are personal data, and
+the times tell the devices apart well enough for "log out the others".
 """
 import time
 from typing import NamedTuple
@@ -38,7 +38,8 @@ SORT_KEY = '~~pyramid_contrib_sessions:revoke'
 class UserSession(NamedTuple):
     """One live session of a user. Times are epoch seconds; ``current``
     is true for the session of the request that asked; ``handle`` names
-    the session to :func:`revoke_session` (see the module)."""
+    the session to :func:`~pyramid_contrib_sessions.revoke_session` (see
+    the module)."""
 
     handle: str
     created: float
@@ -70,7 +71,8 @@ def user_sessions(request, userid):
 def sessions_of(factory, owner, current_key=None):
     """The live sessions the store of ``factory`` (a
     :class:`~pyramid_contrib_sessions.SessionFactory`) holds for
-    ``owner`` (see :func:`owner_of`), as :func:`user_sessions` lists them;
+    ``owner`` (see :func:`owner_of`), as
+    :func:`~pyramid_contrib_sessions.user_sessions` lists them;
     ``current_key``: the store key of the session to mark current."""
     store = owner_index(factory)
     now = time.time()
@@ -105,8 +107,9 @@ def revoke_user_sessions(request, userid, keep_current=False):
 
 
 def revoke_session(request, handle, *, userid):
-    """Delete the session ``handle`` names (a :attr:`UserSession.handle`)
-    when the request's transaction commits, if it is a live session of
+    """Delete the session ``handle`` names (the ``handle`` of a
+    :class:`~pyramid_contrib_sessions.UserSession`) when the request's
+    transaction commits, if it is a live session of
     ``userid``; whether it is. Asking for the owner keeps a user from
     revoking another user's session with a handle that is not theirs."""
     factory = our_factory(request)

@@ -83,7 +83,7 @@ def checked_record(data, version, created, accessed, expires, max_age,
     a bool is not a version (nor is one past :data:`LARGEST_VERSION`), NaN
     is no time (nor is anything beyond :data:`LATEST_TIME`), no lifetime
     is longer than ``LONGEST_EXPIRY``, and an owner is text of at most
-    :data:`~pyramid_contrib_sessions.session.LONGEST_OWNER` characters."""
+    ``LONGEST_OWNER`` (255) characters."""
     if not isinstance(data, bytes):
         raise ValueError('record data is not bytes')
     if not (_is_count(version) and version <= LARGEST_VERSION):

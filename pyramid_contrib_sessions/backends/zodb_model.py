@@ -16,7 +16,7 @@ Layout, under ``root['pyramid_contrib_sessions']`` (a :class:`SessionTree`):
   store, see ``zodb.py``).
 - ``expiry``: an :class:`ExpiryIndex`, the keys filed by the time slot of
   their expiry, so the cleaner reads the past slots and nothing else.
-- ``owners``: an :class:`OwnerIndex`, the keys of each owner's sessions,
+- ``owners``: an ``OwnerIndex``, the keys of each owner's sessions,
   changed in the very transaction that writes or deletes the session
   (trees made before it existed get it at their first owned write).
 
@@ -178,7 +178,7 @@ class SessionTree(Persistent):
         self.owners = OwnerIndex()
 
     def owner_index(self):
-        """The :class:`OwnerIndex`, made on first need in a tree that has
+        """The ``OwnerIndex``, made on first need in a tree that has
         none (a change of the tree itself, once)."""
         if self.owners is None:
             self.owners = OwnerIndex()
