@@ -17,12 +17,12 @@ import sys
 
 import pytest
 
-TESTS = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'tests')
-sys.path.insert(0, TESTS)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, 'tests')
+sys.path.insert(0, ROOT)  # the tests package, run as a script from anywhere
 
-from conftest import SERVER_SIDE_BACKENDS  # noqa: E402
-from load_support import (  # noqa: E402
+from tests.support.backends import SERVER_SIDE_BACKENDS  # noqa: E402
+from tests.support.load_support import (  # noqa: E402
     PLAN, REPORT, SkipRecorder, add_plan_options, format_table, plan_of)
 
 TEST = os.path.join(TESTS, 'test_load.py')

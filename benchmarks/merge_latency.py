@@ -24,7 +24,6 @@ import time
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TESTS = os.path.join(ROOT, 'tests')
 DATABASES = {
     'postgresql': 'postgresql+psycopg://127.0.0.1:5432/test',
     'mariadb': 'mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4',
@@ -36,10 +35,12 @@ RETRY_ATTEMPTS = (WRITERS - 1) * REQUESTS_PER_WRITER + 1
 
 def measure(url):
     """Latencies (seconds) of every request and the replayed attempts."""
-    sys.path.insert(0, TESTS)
+    # the tests package, behind the measured version of the package
+    sys.path.append(ROOT)
     import sqlalchemy as sa
     from webtest import TestApp
-    from functional_support import app_counting_retries, session_cookie
+    from tests.support.functional_support import (
+        app_counting_retries, session_cookie)
     table = f'sessions_bench_{uuid.uuid4().hex[:12]}'
     settings = {'sessions.backend': 'sql', 'sessions.sql.url': url,
                 'sessions.sql.table': table}

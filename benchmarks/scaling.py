@@ -6,7 +6,7 @@ ratio to one process.
                                  [--sessions 200] [--seconds 10]
                                  [--processes 1 2 4] [--py-spy DIR]
 
-The workload is the load benchmark's (tests/load_support.py: keep-alive
+The workload is the load benchmark's (tests/support/load_support.py: keep-alive
 clients incrementing counters in shared sessions, conflicts retried by
 pyramid_retry, every update checked at the end), the clients spread over
 the processes in turn. The stores and servers are the test suite's
@@ -36,11 +36,10 @@ import time
 
 import pytest
 
-TESTS = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'tests')
-sys.path.insert(0, TESTS)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # the tests package, run as a script from anywhere
 
-from load_support import (  # noqa: E402
+from tests.support.load_support import (  # noqa: E402
     PLAN, PROCESSES, REPORT, SkipRecorder, add_plan_options, plan_of,
     run_load)
 
@@ -244,9 +243,9 @@ def main(argv=None):
                       arguments.py_spy)
     tests = [f'{__file__}::test_throughput_with_processes[{backend}]'
              for backend in arguments.backends]
-    # conftest: the backends' fixtures, as the test suite has them
-    status = pytest.main(['-q', '-p', 'no:cacheprovider', '-p', 'conftest',
-                          *tests], plugins=[scaling])
+    # tests.conftest: the backends' fixtures, as the test suite has them
+    status = pytest.main(['-q', '-p', 'no:cacheprovider', '-p',
+                          'tests.conftest', *tests], plugins=[scaling])
     print(f'\n{arguments.clients} clients, {arguments.sessions} sessions, '
           f'{arguments.seconds:g} s per run:\n')
     print(scaling.table(arguments.backends))

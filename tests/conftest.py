@@ -1,47 +1,24 @@
 """Fixtures shared by the suite: one settings fixture per backend, and the
-lists that parametrize the suites over them.
-
-A backend that needs a server skips, with a reason naming the server, when
-the server is not reachable; with ``PCS_REQUIRE_SERVERS=1`` (as ``.ci/run``
-sets) that skip becomes a failure.
+fixtures that parametrize the suites over them.
 
 To add a backend to every suite: write a ``backend_<name>`` fixture that
 returns its ``sessions.*`` settings, and add ``<name>`` to
-``SERVER_SIDE_BACKENDS`` (or ``CLIENT_SIDE_BACKENDS``).
+``SERVER_SIDE_BACKENDS`` (or ``CLIENT_SIDE_BACKENDS``) in
+``tests/support/backends.py``.
 """
-import os
 import secrets
-import socket
-import sys
-import uuid
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests/app.py and friends
+from pyramid_contrib_sessions.factory import SessionFactory
+from pyramid_contrib_sessions.settings import parse_settings
 
-from app import TEST_SECRET  # noqa: E402
-
-from pyramid_contrib_sessions.settings import parse_settings  # noqa: E402
-from pyramid_contrib_sessions.factory import SessionFactory  # noqa: E402
-
-SERVER_SIDE_BACKENDS = ['file', 'redis', 'memcached', 'memcached_pair']
-SERVER_SIDE_BACKENDS += ['redis_cluster', 'redis_sentinel']  # below
-SERVER_SIDE_BACKENDS += ['zodb', 'zeo']  # backend_zodb, backend_zeo below
-SERVER_SIDE_BACKENDS += ['sqlite', 'postgresql', 'mariadb']  # sql: below
-CLIENT_SIDE_BACKENDS = ['cookie']
-ALL_BACKENDS = SERVER_SIDE_BACKENDS + CLIENT_SIDE_BACKENDS
-
-
-def require_server(name, reachable, how_to_start=''):
-    """Skip (or, under PCS_REQUIRE_SERVERS=1, fail) when ``name`` is down."""
-    if reachable:
-        return
-    message = f'{name} is not reachable'
-    if how_to_start:
-        message += f': {how_to_start}'
-    if os.environ.get('PCS_REQUIRE_SERVERS') == '1':
-        pytest.fail(f'{message} (PCS_REQUIRE_SERVERS=1 forbids skipping)')
-    pytest.skip(message)
+from tests.support.app import TEST_SECRET
+from tests.support.backends import (
+    ALL_BACKENDS, MARIADB_URL, MEMCACHED_HOW_TO_START, POSTGRESQL_URL,
+    SERVER_SIDE_BACKENDS, listening, require_server, sql_server_backend,
+    unique_prefix)
+from tests.support.postgresql import ThrowawayPostgreSQL, postgresql_bin
 
 
 @pytest.fixture
@@ -53,20 +30,6 @@ def backend_file(tmp_path):
 @pytest.fixture
 def backend_cookie():
     return {'sessions.backend': 'cookie'}
-
-
-def listening(host, port):
-    """Whether something accepts TCP connections at ``host:port``."""
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
-def unique_prefix():
-    """A key prefix no other test (or developer) uses."""
-    return f'pcs-test:{uuid.uuid4().hex}:'
 
 
 @pytest.fixture
@@ -88,7 +51,7 @@ def backend_redis():
 @pytest.fixture(scope='session')
 def redis_cluster(tmp_path_factory):
     """A Redis Cluster of three masters of the run's own."""
-    from redis_topologies import Cluster
+    from tests.support.redis_topologies import Cluster
     cluster = Cluster(tmp_path_factory.mktemp('redis-cluster'))
     yield cluster
     cluster.stop()
@@ -98,7 +61,7 @@ def redis_cluster(tmp_path_factory):
 def redis_sentinel(tmp_path_factory):
     """A Redis master, its replica and three Sentinels of the run's own
     (a test that fails the master over starts a group of its own)."""
-    from redis_topologies import SentinelGroup
+    from tests.support.redis_topologies import SentinelGroup
     group = SentinelGroup(tmp_path_factory.mktemp('redis-sentinel'))
     yield group
     group.stop()
@@ -119,10 +82,6 @@ def backend_redis_sentinel(redis_sentinel):
     return {'sessions.backend': 'cache',
             'sessions.cache.url': redis_sentinel.url(),
             'sessions.cache.prefix': unique_prefix()}
-
-
-MEMCACHED_HOW_TO_START = ('apt-get install -y memcached; '
-                          'memcached -d -u root -l 127.0.0.1 -p PORT')
 
 
 @pytest.fixture
@@ -196,7 +155,7 @@ def backend_zodb(tmp_path):
 @pytest.fixture(scope='session')
 def zeo_server(tmp_path_factory):
     """A ZEO server process on a free loopback port, stopped at the end."""
-    from zodb_support import ZEOServer
+    from tests.support.zodb_support import ZEOServer  # ZEO: only when used
     with ZEOServer(tmp_path_factory.mktemp('zeo')) as server:
         yield server
 
@@ -239,13 +198,6 @@ def backend_relstorage():
 # sql: a SQLite file in the test's directory; the machine's PostgreSQL and
 # MariaDB, in a table of the test's own (dropped afterwards) in database test
 
-POSTGRESQL_URL = 'postgresql+psycopg://127.0.0.1:5432/test'
-MARIADB_URL = 'mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4'
-# how long dropping a test's table may wait for a lock a test left behind
-DROP_LOCK_TIMEOUT = {'postgresql': "SET lock_timeout = '10s'",
-                     'mysql': 'SET SESSION lock_wait_timeout = 10'}
-
-
 @pytest.fixture
 def backend_sqlite(tmp_path):
     return {'sessions.backend': 'sql',
@@ -268,23 +220,15 @@ def backend_mariadb():
         '/usr/sbin/mariadbd')
 
 
-def sql_server_backend(url, server, how_to_start):
-    """The settings of a throwaway table ``sessions_<hex>`` on the server at
-    ``url``; the table is dropped after the test."""
-    import sqlalchemy  # only once a test uses it: not every install has it
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.NullPool)
+@pytest.fixture(scope='module')
+def postgresql_server():
+    """A PostgreSQL cluster of the module's own, which a test may stop."""
+    bin_dir = postgresql_bin()
+    require_server('a PostgreSQL installation (initdb, pg_ctl)',
+                   bin_dir is not None, 'apt-get install postgresql')
+    server = ThrowawayPostgreSQL(bin_dir)
     try:
-        engine.connect().close()
-        reachable = True
-    except sqlalchemy.exc.OperationalError:
-        reachable = False
-    require_server(server, reachable, how_to_start)
-    table = f'sessions_{uuid.uuid4().hex[:16]}'
-    try:
-        yield {'sessions.backend': 'sql', 'sessions.sql.url': url,
-               'sessions.sql.table': table}
+        server.start()
+        yield server
     finally:
-        with engine.begin() as connection:
-            connection.exec_driver_sql(DROP_LOCK_TIMEOUT[engine.dialect.name])
-            connection.exec_driver_sql(f'DROP TABLE IF EXISTS {table}')
-        engine.dispose()
+        server.remove()

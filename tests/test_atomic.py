@@ -23,13 +23,14 @@ import redis
 import sqlalchemy as sa
 from webtest import TestApp
 
-from conftest import POSTGRESQL_URL, SERVER_SIDE_BACKENDS, require_server
-from functional_support import session_cookie, session_factory
-from sqlalchemy_app import Notes, make_notes_app
-from test_sql_faults import free_port, postgresql_server  # noqa: F401
-
 from pyramid_contrib_sessions.exceptions import (
     SessionConflictError, StoreError)
+
+from tests.support.backends import (
+    POSTGRESQL_URL, SERVER_SIDE_BACKENDS, require_server)
+from tests.support.fault_proxy import free_port
+from tests.support.functional_support import session_cookie, session_factory
+from tests.support.sqlalchemy_app import Notes, make_notes_app
 
 APPLICATION_DATABASES = ['sqlite', 'postgresql', 'postgresql-twophase']
 PREPARED_TRANSACTIONS = 20

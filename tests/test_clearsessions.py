@@ -21,12 +21,12 @@ import time
 import pytest
 from webtest import TestApp
 
-from app import TEST_SECRET, make_app, make_wsgi_app
-from functional_support import (
-    session_cookie, session_factory, store_closed_after)
-
 from pyramid_contrib_sessions.keys import new_session_id, store_key
 from pyramid_contrib_sessions.record import SessionRecord
+
+from tests.support.app import TEST_SECRET, make_app, make_wsgi_app
+from tests.support.functional_support import (
+    session_cookie, session_factory, store_closed_after)
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), 'clearsessions')
 SCRIPT_TIMEOUT = 120  # seconds; a run here takes about one

@@ -10,13 +10,13 @@ from dataclasses import replace
 import pytest
 from webtest import TestApp
 
-from app import make_app
-from functional_support import (app_counting_retries, session_cookie,
-                                session_factory)
-
 from pyramid_contrib_sessions.backends.file import FileStore
 from pyramid_contrib_sessions.datamanager import MAX_MERGES
 from pyramid_contrib_sessions.exceptions import SessionConflictError
+
+from tests.support.app import make_app
+from tests.support.functional_support import (
+    app_counting_retries, session_cookie, session_factory)
 
 THREADS = 8
 INCREMENTS = 25

@@ -8,8 +8,8 @@ from pyramid.exceptions import ConfigurationError
 from webob.cookies import make_cookie, serialize_cookie_date
 from webtest import TestApp
 
-from app import make_app
-from functional_support import (
+from tests.support.app import make_app
+from tests.support.functional_support import (
     current_record, get_with_cookie, session_factory, store_closed_after,
     the_set_cookie)
 

@@ -20,12 +20,12 @@ import time
 import pytest
 from ZODB.scripts import fstest
 
-from app import make_app
-from functional_support import (get_with_cookie, session_cookie,
-                                store_closed_after)
-
 from pyramid_contrib_sessions.keys import is_store_key
 from pyramid_contrib_sessions.record import record_from_bytes
+
+from tests.support.app import make_app
+from tests.support.functional_support import (
+    get_with_cookie, session_cookie, store_closed_after)
 
 KILLS = 30  # per backend
 SESSIONS = 4

@@ -16,7 +16,7 @@ import waitress
 from pyramid.interfaces import ISessionFactory
 from pyramid.paster import get_app
 
-from conftest import require_server
+from tests.support.backends import require_server
 
 try:
     from playwright.sync_api import sync_playwright

@@ -11,12 +11,11 @@ import time
 
 import pytest
 
-from app import make_app
-from functional_support import (
-    age_session, current_record, session_factory, set_cookies,
-    the_set_cookie)
-
 from pyramid_contrib_sessions.session import LONGEST_EXPIRY
+
+from tests.support.app import make_app
+from tests.support.functional_support import (
+    age_session, current_record, session_factory, set_cookies, the_set_cookie)
 
 TWO_WEEKS = 1209600
 # Bounds a wait on another thread (a failing test, never a passing one).

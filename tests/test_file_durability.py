@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from app import make_app
-from functional_support import session_factory, spy_on
+from tests.support.app import make_app
+from tests.support.functional_support import session_factory, spy_on
 
 FSYNC = 'sessions.file.fsync'
 

@@ -13,12 +13,12 @@ from dataclasses import replace
 
 import pytest
 
-from functional_support import spy_on
-
 from pyramid_contrib_sessions.backends.file import (
     INDEX_BUILT, INDEX_DIR, SLOT_SECONDS, FileStore, slot_of)
 from pyramid_contrib_sessions.keys import new_session_id, store_key
 from pyramid_contrib_sessions.record import SessionRecord
+
+from tests.support.functional_support import spy_on
 
 BLOCKED_FOR = 0.5  # seconds a cleaner must still be waiting on a lock
 AFTER_A_SLOT = SLOT_SECONDS + 1

@@ -3,8 +3,9 @@ every backend; CSRF checked by Pyramid's own ``require_csrf`` view option."""
 import pytest
 from webtest import TestApp
 
-from app import make_app
-from functional_support import current_record, set_cookies, the_set_cookie
+from tests.support.app import make_app
+from tests.support.functional_support import (
+    current_record, set_cookies, the_set_cookie)
 
 
 @pytest.fixture

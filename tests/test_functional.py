@@ -14,8 +14,8 @@ from pyramid.config import Configurator
 from pyramid.response import Response
 from webtest import TestApp
 
-from app import RetryableViewError, ViewFailed
-from functional_support import (
+from tests.support.app import RetryableViewError, ViewFailed
+from tests.support.functional_support import (
     current_record, get_with_cookie, is_server_side, make_tracked_app,
     record_for, session_cookie, session_factory, set_cookies, spy_on,
     stored_count, the_set_cookie, varies_on_cookie)

@@ -19,19 +19,19 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from webtest import TestApp
 
-from app import make_app
-from functional_support import (current_record, get_with_cookie,
-                                session_cookie, session_factory, spy_on,
-                                store_closed_after, the_set_cookie)
-from stored_records import (FIELDS, ValueCastError, header_bytes,
-                            keeps_bytes, plant)
-from test_hostile import forged_cookie
-
 from pyramid_contrib_sessions.backends.cookie import MAX_COOKIE_BYTES
 from pyramid_contrib_sessions.exceptions import SessionCookieTooLargeError
 from pyramid_contrib_sessions.cookies import LONGEST_COOKIE
 from pyramid_contrib_sessions.keys import (b64decode, is_store_key,
                                            new_session_id, store_key)
+
+from tests.support.app import make_app
+from tests.support.forgery import forged_cookie
+from tests.support.functional_support import (
+    current_record, get_with_cookie, session_cookie, session_factory, spy_on,
+    store_closed_after, the_set_cookie)
+from tests.support.stored_records import (
+    FIELDS, ValueCastError, header_bytes, keeps_bytes, plant)
 
 COOKIE_NAME = 'sessionid'
 EXAMPLES = int(os.environ.get('PCS_FUZZ_EXAMPLES', '40'))

@@ -13,22 +13,18 @@ import pytest
 from pyramid.exceptions import ConfigurationError
 from webtest import TestApp
 
-from app import make_app
-from functional_support import (current_record, is_server_side,
-                                make_tracked_app, session_cookie,
-                                session_factory, stored_count, the_set_cookie)
-
 from pyramid_contrib_sessions import SessionMiddleware
-from pyramid_contrib_sessions.backends.cookie import CookieCodec
 from pyramid_contrib_sessions.exceptions import SessionCookieTooLargeError
-from pyramid_contrib_sessions.factory import ServerSideCodec
 from pyramid_contrib_sessions.keys import new_session_id
 from pyramid_contrib_sessions.record import SessionRecord, record_to_bytes
 
-OTHER_SECRET = 'another-secret-9876543210-zyxwvutsrqpon'
+from tests.support.app import make_app
+from tests.support.functional_support import (
+    current_record, is_server_side, make_tracked_app, session_cookie,
+    stored_count, the_set_cookie)
+from tests.support.forgery import flip, forged_cookie
+
 COOKIE_NAME = 'sessionid'
-BASE64URL = ('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
-             '0123456789-_')
 STORE_FILE = re.compile(r'sessions/[0-9a-f]{64}\Z')
 # A record that would hand its reader this data, planted where a path built
 # from the cookie could lead.
@@ -56,14 +52,6 @@ def genuine_cookie(wsgi_app):
     victim = TestApp(wsgi_app)
     victim.get('/set', params={'key': 'owner', 'value': '"victim"'})
     return session_cookie(victim)
-
-
-def flip(value, position):
-    """``value`` with the base64 character at ``position`` changed in its
-    highest bit, which always carries data."""
-    char = value[position]
-    flipped = BASE64URL[BASE64URL.index(char) ^ 32]
-    return value[:position] + flipped + value[position + 1:]
 
 
 def as_wsgi_text(raw):
@@ -103,18 +91,6 @@ HOSTILE_COOKIES = [
 ]
 EACH_HOSTILE_COOKIE = pytest.mark.parametrize('make_hostile',
                                               HOSTILE_COOKIES)
-
-
-def forged_cookie(app, genuine):
-    """The session of the cookie ``genuine``, signed with another secret:
-    what an attacker who knows a live id (and its data) can make."""
-    factory = session_factory(app)
-    session_id, record = factory.codec.decode(genuine)
-    if factory.store is None:
-        forger = CookieCodec((OTHER_SECRET,), factory.options.cookie_name)
-    else:
-        forger = ServerSideCodec(None, (OTHER_SECRET,))
-    return forger.encode(session_id, record)
 
 
 @pytest.fixture
@@ -303,7 +279,7 @@ class DeclaredSerializer(UndeclaredSerializer):
     'pickle', '_pickle', 'marshal',
     'pyramid_contrib_sessions.serializers:pickle',
     'pyramid_contrib_sessions.serializers:PickleSerializer',
-    'test_hostile:UndeclaredSerializer',
+    'tests.test_hostile:UndeclaredSerializer',
 ])
 def test_cookie_backend_refuses_a_serializer_unsafe_for_client_bytes(
         backend_cookie, serializer):
@@ -314,7 +290,7 @@ def test_cookie_backend_refuses_a_serializer_unsafe_for_client_bytes(
 
 @pytest.mark.parametrize('serializer', [
     'json', 'pyramid_contrib_sessions.serializers:JSONSerializer',
-    'test_hostile:DeclaredSerializer',
+    'tests.test_hostile:DeclaredSerializer',
 ])
 def test_cookie_backend_takes_a_serializer_declared_safe(backend_cookie,
                                                           serializer):

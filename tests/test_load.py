@@ -9,8 +9,8 @@ same test for longer and prints throughput, latency and memory.
 """
 import pytest
 
-from conftest import SERVER_SIDE_BACKENDS
-from load_support import PLAN, REPORT, LoadPlan, run_load
+from tests.support.backends import SERVER_SIDE_BACKENDS
+from tests.support.load_support import PLAN, REPORT, LoadPlan, run_load
 
 BRIEF = LoadPlan(clients=8, sessions=20, seconds=3)
 

@@ -5,11 +5,11 @@ it, and a log in whose transaction aborts leaves everything as it was."""
 import pytest
 from webtest import TestApp
 
-from accounts_app import LoginFailed, accounts_apps
-
 from pyramid_contrib_sessions import SessionAuthenticationHelper
 from pyramid_contrib_sessions import user_sessions
 from pyramid_contrib_sessions.exceptions import NoOwnerIndexError
+
+from tests.support.accounts_app import LoginFailed, accounts_apps
 
 COOKIE = 'sessionid'
 

@@ -9,12 +9,12 @@ import pytest
 from pyramid.interfaces import ISession
 from webtest import TestApp
 
-from app import TEST_SECRET
-from functional_support import (
-    current_data, current_record, is_server_side, session_factory,
-    set_cookies, spy_on, stored_count, the_set_cookie, track_writes,
-    varies_on_cookie)
 from pyramid_contrib_sessions import SessionMiddleware
+
+from tests.support.app import TEST_SECRET
+from tests.support.functional_support import (
+    current_data, current_record, is_server_side, session_factory, set_cookies,
+    spy_on, stored_count, the_set_cookie, track_writes, varies_on_cookie)
 
 ENVIRON_KEY = 'pyramid_contrib_sessions.session'  # public, in docs/session.rst
 

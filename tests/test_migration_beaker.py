@@ -6,11 +6,10 @@ import sqlite3
 import pyramid_beaker
 import pytest
 
-from app import ViewFailed
-from migration_support import (
-    OLD_SECRET, assert_aborted_keeps_old, assert_migrated,
-    cookie_names, new_app, new_jar, old_app, target_backend,
-    write_old_session)
+from tests.support.app import ViewFailed
+from tests.support.migration_support import (
+    OLD_SECRET, assert_aborted_keeps_old, assert_migrated, cookie_names,
+    new_app, new_jar, old_app, target_backend, write_old_session)
 
 __all__ = ['target_backend']  # the fixture, for pytest
 

@@ -8,7 +8,7 @@ import pyramid_beaker
 import pyramid_session_redis
 from pyramid.session import SignedCookieSessionFactory
 
-from migration_support import (
+from tests.support.migration_support import (
     assert_migrated, cookie_names, new_app, new_jar, old_app, old_redis,
     write_old_session)
 

@@ -9,11 +9,10 @@ from pyramid.session import JSONSerializer, SignedCookieSessionFactory
 from webob.cookies import SignedSerializer
 from webtest import TestApp
 
-from app import ViewFailed, make_wsgi_app
-from migration_support import (
+from tests.support.app import ViewFailed, make_wsgi_app
+from tests.support.migration_support import (
     OLD_DATA, OLD_SECRET, assert_aborted_keeps_old, assert_migrated,
-    cookie_names, new_app, new_jar, old_app, target_backend,
-    write_old_session)
+    cookie_names, new_app, new_jar, old_app, target_backend, write_old_session)
 
 __all__ = ['target_backend']  # the fixture, for pytest
 

@@ -8,11 +8,11 @@ import secrets
 import pytest
 import pyramid_session_redis
 
-from app import ViewFailed
-from migration_support import (
-    OLD_DATA, OLD_SECRET, assert_aborted_keeps_old, assert_migrated,
-    REDIS_URL, cookie_names, new_app, new_jar, old_app, old_redis,
-    target_backend, write_old_session)
+from tests.support.app import ViewFailed
+from tests.support.migration_support import (
+    OLD_DATA, OLD_SECRET, assert_aborted_keeps_old, assert_migrated, REDIS_URL,
+    cookie_names, new_app, new_jar, old_app, old_redis, target_backend,
+    write_old_session)
 
 __all__ = ['old_redis', 'target_backend']  # the fixtures, for pytest
 

@@ -10,10 +10,10 @@ import transaction
 from pyramid.config import Configurator
 from webtest import TestApp
 
-from app import TEST_SECRET, VIEWS, ViewFailed
-from functional_support import (
-    current_record, is_server_side, make_tracked_app, record_for,
-    set_cookies, stored_count, the_set_cookie)
+from tests.support.app import TEST_SECRET, VIEWS, ViewFailed
+from tests.support.functional_support import (
+    current_record, is_server_side, make_tracked_app, record_for, set_cookies,
+    stored_count, the_set_cookie)
 
 
 @pytest.fixture

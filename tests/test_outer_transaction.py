@@ -7,8 +7,8 @@ import pytest
 import transaction
 from webtest import TestApp
 
-from app import ViewFailed, make_wsgi_app
-from functional_support import (
+from tests.support.app import ViewFailed, make_wsgi_app
+from tests.support.functional_support import (
     current_record, is_server_side, set_cookies, stored_count, track_writes)
 
 

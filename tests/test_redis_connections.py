@@ -9,11 +9,11 @@ import uuid
 
 import redis
 
-from app import make_app
-from functional_support import session_factory
-
 from pyramid_contrib_sessions.keys import new_session_id, store_key
 from pyramid_contrib_sessions.record import SessionRecord
+
+from tests.support.app import make_app
+from tests.support.functional_support import session_factory
 
 SHORT_LIVED_THREADS = 10
 READERS, READS = 6, 100

@@ -19,13 +19,13 @@ import time
 
 from webtest import TestApp
 
-from app import make_app
-from conftest import unique_prefix
-from functional_support import session_cookie
-from redis_topologies import SentinelGroup, ask, wait_until
-
 from pyramid_contrib_sessions.exceptions import StoreError
 from pyramid_contrib_sessions.keys import store_key
+
+from tests.support.app import make_app
+from tests.support.backends import unique_prefix
+from tests.support.functional_support import session_cookie
+from tests.support.redis_topologies import SentinelGroup, ask, wait_until
 
 TIMEOUT = 0.5  # seconds: the connect and socket timeouts, in the URL
 FAILED_WITHIN = 10 * TIMEOUT  # the longest a failing request may take

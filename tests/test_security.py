@@ -20,16 +20,15 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.response import Response
 from webtest import TestApp
 
-from app import TEST_SECRET, make_app
-from functional_support import (current_record, get_with_cookie,
-                                session_cookie, session_factory,
-                                set_cookies, spy_on,
-                                store_closed_after, the_set_cookie)
-from test_hostile import flip
-
 from pyramid_contrib_sessions.exceptions import (SessionConflictError,
                                                  StoreError)
 from pyramid_contrib_sessions.keys import b64encode, store_key
+
+from tests.support.app import TEST_SECRET, make_app
+from tests.support.forgery import flip
+from tests.support.functional_support import (
+    current_record, get_with_cookie, session_cookie, session_factory,
+    set_cookies, spy_on, store_closed_after, the_set_cookie)
 
 NEW_SECRET = 'the-new-secret-that-signs-0123456789abcdef'
 OLD_SECRET = 'the-old-secret-still-verifying-0123456789'

@@ -13,9 +13,6 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import ISessionFactory
 from webtest import TestApp
 
-from app import TEST_SECRET, VIEWS, make_app
-from functional_support import session_cookie
-
 from pyramid_contrib_sessions import session_factory_from_settings
 from pyramid_contrib_sessions.backends.file import FileStore
 from pyramid_contrib_sessions.exceptions import StoreError
@@ -23,6 +20,9 @@ from pyramid_contrib_sessions.keys import b64decode
 from pyramid_contrib_sessions.serializers import JSONSerializer
 from pyramid_contrib_sessions.settings import (
     SettingsReader, parse_settings)
+
+from tests.support.app import TEST_SECRET, VIEWS, make_app
+from tests.support.functional_support import session_cookie
 
 DEFAULTS = {
     'secrets': (), 'cookie_name': 'sessionid', 'cookie_age': 1209600,

@@ -22,19 +22,21 @@ from pyramid.exceptions import ConfigurationError
 from sqlalchemy.orm import sessionmaker
 from webtest import TestApp
 
-from app import ViewFailed, make_app
-from functional_support import current_record, session_cookie, session_factory
-from sqlalchemy_app import (
-    Notes, current_app_dbsession, make_notes_app)
-
 from pyramid_contrib_sessions import keys
 from pyramid_contrib_sessions.exceptions import (
     SessionConflictError, StaleRecordError, StoreError)
 from pyramid_contrib_sessions.record import SessionRecord
 
+from tests.support.app import ViewFailed, make_app
+from tests.support.functional_support import (
+    current_record, session_cookie, session_factory)
+from tests.support.sql_statements import Statements
+from tests.support.sqlalchemy_app import (
+    Notes, current_app_dbsession, make_notes_app)
+
+
 SQL_BACKENDS = ['sqlite', 'postgresql', 'mariadb']
 DOCS = pathlib.Path(__file__).resolve().parent.parent / 'docs' / 'sql.rst'
-WRITE_VERBS = ('INSERT', 'UPDATE', 'DELETE')
 # How long a rival gets to reach the database's lock before the first
 # transaction ends; a slower rival tests the same outcome without waiting.
 RIVAL_HEAD_START = 0.3
@@ -70,25 +72,6 @@ def make_record(data=b'{"n":1}', version=1, lives=3600):
 def put(store, key, record):
     store.prepare_write(key, record, None).commit()
     return record
-
-
-class Statements:
-    """The SQL an engine sends, whitespace folded, from now on."""
-
-    def __init__(self, engine):
-        self.sent = []
-        sa.event.listen(engine, 'before_cursor_execute', self._record)
-
-    def _record(self, connection, cursor, statement, *args):
-        self.sent.append(' '.join(statement.split()))
-
-    def writes(self):
-        return [statement for statement in self.sent
-                if statement.split()[0].upper() in WRITE_VERBS]
-
-    def starting(self, verb):
-        return [statement for statement in self.sent
-                if statement.upper().startswith(verb)]
 
 
 # the table

@@ -2,8 +2,9 @@
 real server-side store through the ``store`` fixture.
 
 A backend joins this suite by adding itself to ``SERVER_SIDE_BACKENDS`` in
-conftest.py. Records are real :class:`SessionRecord` objects under real
-store keys (the hash of a fresh session id); nothing is mocked.
+tests/support/backends.py. Records are real :class:`SessionRecord` objects
+under real store keys (the hash of a fresh session id); nothing is
+mocked.
 """
 import os
 import stat
@@ -14,13 +15,13 @@ from dataclasses import replace
 import pytest
 from zope.interface.verify import verifyObject
 
-from app import make_app
-from functional_support import session_cookie
-
 from pyramid_contrib_sessions import keys
 from pyramid_contrib_sessions.exceptions import StaleRecordError
 from pyramid_contrib_sessions.interfaces import ISessionStore
 from pyramid_contrib_sessions.record import SessionRecord
+
+from tests.support.app import make_app
+from tests.support.functional_support import session_cookie
 
 # How long a prepare that must not wait for a lock may take; generous, as it
 # only bounds a failure (a store left locked), never a passing run.

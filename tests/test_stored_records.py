@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from app import make_app
-from functional_support import current_record, store_closed_after
-from stored_records import ValueCastError, plant
+from tests.support.app import make_app
+from tests.support.functional_support import current_record, store_closed_after
+from tests.support.stored_records import ValueCastError, plant
 
 NOT_A_MAPPING = [b'[1,2,3]', b'null', b'"abc"', b'42', b'true']
 # (field, value): values no record of ours holds in that header field

@@ -7,10 +7,10 @@ from pyramid.config import Configurator
 from pyramid.events import ContextFound
 from webtest import TestApp
 
-from accounts_app import LoginFailed, accounts_apps
-
 from pyramid_contrib_sessions.exceptions import SessionConflictError
 from pyramid_contrib_sessions.keys import store_key
+
+from tests.support.accounts_app import LoginFailed, accounts_apps
 
 COOKIE = 'sessionid'
 

@@ -21,12 +21,6 @@ from ZODB.ActivityMonitor import ActivityMonitor
 from ZODB.FileStorage import FileStorage
 from ZODB.POSException import ConflictError
 
-from app import make_app
-from fault_proxy import FaultProxy, free_port
-from functional_support import (age_session, app_counting_retries,
-                                current_record, session_factory)
-from zodb_support import ZEOServer
-
 from pyramid_contrib_sessions import keys
 from pyramid_contrib_sessions.backends.zodb import (
     DEFAULT_CONNECT_TIMEOUT, ROOT_KEY, ZODBStore)
@@ -34,6 +28,12 @@ from pyramid_contrib_sessions.backends.zodb_model import SessionTree
 from pyramid_contrib_sessions.exceptions import (
     SessionConflictError, StaleRecordError, StoreError)
 from pyramid_contrib_sessions.record import SessionRecord
+
+from tests.support.app import make_app
+from tests.support.fault_proxy import FaultProxy, free_port
+from tests.support.functional_support import (
+    age_session, app_counting_retries, current_record, session_factory)
+from tests.support.zodb_support import ZEOServer
 
 WRITERS = 8
 RETRY_ATTEMPTS = 20

@@ -14,9 +14,9 @@ import urllib.request
 import pytest
 from ZODB.FileStorage import FileStorage
 
-from app import make_app
-from functional_support import get_with_cookie, session_cookie, \
-    session_factory
+from tests.support.app import make_app
+from tests.support.functional_support import (
+    get_with_cookie, session_cookie, session_factory)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)

@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from functional_support import parse_set_cookie
-from load_support import ServedApp
-
 from pyramid_contrib_sessions.backends.zodb import ZODBStore
+
+from tests.support.functional_support import parse_set_cookie
+from tests.support.load_support import ServedApp
 
 COOKIE_NAME = 'sessionid'
 ROUNDS = 15

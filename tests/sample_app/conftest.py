@@ -4,20 +4,14 @@ the settings come from each session backend in turn (the suite's
 ``any_backend``) instead of ``testing.ini``, so ``app`` and ``dbengine``
 are made per test rather than once per run; and the tables are created
 with ``create_all`` instead of alembic."""
-import os
-import sys
-
 import pytest
 import transaction
 import webtest
 from pyramid.interfaces import ISessionFactory
 from pyramid.scripting import prepare
 
-sys.path.insert(0, os.path.dirname(__file__))  # the sample package
-
-from sample import main, models  # noqa: E402
-
-from app import TEST_SECRET  # noqa: E402
+from tests.sample_app.sample import main, models
+from tests.support.app import TEST_SECRET
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 fixture, on every backend: all the requests of a test run in one doomed
 transaction, and each sees the session the one before left."""
 import pytest
-from sample.models import User
+from tests.sample_app.sample.models import User
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ import webtest
 from pyramid.interfaces import ISessionFactory
 from pyramid.paster import get_app
 from pyramid.scripting import prepare
-from sample import pshell
-from sample.scripts import flash_user
 
-from app import TEST_SECRET
 from pyramid_contrib_sessions import open_session
 from pyramid_contrib_sessions.exceptions import NoSessionStoreError
 from pyramid_contrib_sessions.keys import new_session_id, store_key
+
+from tests.sample_app.sample import pshell
+from tests.sample_app.sample.scripts import flash_user
+from tests.support.app import TEST_SECRET
 
 
 @pytest.fixture
@@ -114,8 +115,9 @@ def test_flash_user_from_the_command_line(backend_file, tmp_path):
     settings = {'sqlalchemy.url': f'sqlite:///{tmp_path}/sample.sqlite',
                 'sessions.secret': TEST_SECRET,
                 'sessions.cookie_secure': 'false', **backend_file}
-    ini.write_text('[app:main]\nuse = call:sample:main\n' + ''.join(
-        f'{key} = {value}\n' for key, value in settings.items()))
+    ini.write_text(
+        '[app:main]\nuse = call:tests.sample_app.sample:main\n' + ''.join(
+            f'{key} = {value}\n' for key, value in settings.items()))
     app = get_app(str(ini))
     browser, cookie = browser_session(app)
     with prepare(registry=app.registry) as env:
@@ -129,7 +131,7 @@ def test_flash_user_from_the_command_line(backend_file, tmp_path):
 
 def test_the_cookie_backend_has_no_session_to_open(backend_cookie,
                                                    tmp_path):
-    from sample import main
+    from tests.sample_app.sample import main
     app = main({}, **{'sqlalchemy.url': f'sqlite:///{tmp_path}/db.sqlite',
                       'sessions.secret': TEST_SECRET, **backend_cookie})
     with prepare(registry=app.registry) as env:

@@ -10,8 +10,8 @@ from pyramid.config import Configurator
 from pyramid.response import Response
 from webtest import TestApp
 
-from app import make_wsgi_app
-from conftest import listening, require_server, unique_prefix
+from tests.support.app import make_wsgi_app
+from tests.support.backends import listening, require_server, unique_prefix
 
 OLD_SECRET = 'the-old-packages-secret-0123456789-abcdefghijklmnop'
 # what the old application stores: what a logged-in user's session holds

@@ -32,9 +32,12 @@ import pytest
 from pyramid.config import Configurator
 from pyramid_retry import IBeforeRetry
 
-from app import make_wsgi_app
-from functional_support import parse_set_cookie
+from tests.support.app import make_wsgi_app
+from tests.support.functional_support import parse_set_cookie
 
+# the repository: the server process imports ``tests`` from there
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 COOKIE_NAME = 'sessionid'  # the test application's (the default)
 KEYS = ('a', 'b')  # the counters of each session
 WAITRESS_THREADS = 6  # within every store's default connection pool
@@ -146,8 +149,8 @@ class ServedApp:
 
     def __init__(self, settings):
         self._process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__),
-             json.dumps(settings)], stdout=subprocess.PIPE)
+            [sys.executable, '-m', __spec__.name, json.dumps(settings)],
+            stdout=subprocess.PIPE, cwd=ROOT)
         port = self._process.stdout.readline().strip()
         if not port:
             self.stop()

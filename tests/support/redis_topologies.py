@@ -10,9 +10,9 @@ import time
 
 import redis
 
-from conftest import require_server
-from fault_proxy import free_port
-from test_cache_faults import ServerProcess, redis_argv
+from tests.support.backends import require_server
+from tests.support.fault_proxy import free_port
+from tests.support.server_process import ServerProcess, redis_argv
 
 SERVICE = 'sessions'  # the master's name at the Sentinels
 QUORUM = 2  # Sentinels that must agree that the master is down

@@ -9,11 +9,11 @@ from pyramid.interfaces import ISessionFactory
 from pyramid_retry import IBeforeRetry
 from webtest import TestApp
 
-from app import make_app, make_wsgi_app
-
 from pyramid_contrib_sessions import SessionMiddleware
 from pyramid_contrib_sessions.keys import store_key
 from pyramid_contrib_sessions.session import expiry_time
+
+from tests.support.app import make_app, make_wsgi_app
 
 
 @dataclass(frozen=True)

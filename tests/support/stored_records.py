@@ -9,15 +9,15 @@ import os
 import sqlalchemy as sa
 import transaction
 
-from functional_support import (replace_session_cookie, session_cookie,
-                                session_factory)
-from test_cache import server_of
-
 from pyramid_contrib_sessions.backends.cache import CacheStore
 from pyramid_contrib_sessions.backends.file import FileStore
 from pyramid_contrib_sessions.backends.sql import SQLStore
 from pyramid_contrib_sessions.backends.zodb import ROOT_KEY, ZODBStore
 from pyramid_contrib_sessions.keys import Signer, b64encode, store_key
+
+from tests.support.cache_servers import server_of
+from tests.support.functional_support import (
+    replace_session_cookie, session_cookie, session_factory)
 
 FIELDS = ('data', 'version', 'created', 'accessed', 'expires', 'max_age')
 

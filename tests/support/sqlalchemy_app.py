@@ -22,7 +22,7 @@ from pyramid_retry import IBeforeRetry
 from sqlalchemy.orm import DeclarativeBase, mapped_column, sessionmaker
 from webtest import TestApp
 
-from app import ViewFailed, make_wsgi_app
+from tests.support.app import ViewFailed, make_wsgi_app
 
 
 class NoteBase(DeclarativeBase):
