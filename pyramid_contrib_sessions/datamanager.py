@@ -23,6 +23,7 @@ from transaction.interfaces import (
 from zope.interface import implementer
 
 from .exceptions import SessionConflictError, StaleRecordError
+from .interfaces import ITransactionJoiningStore
 from .keys import store_key
 from .merge import changed_keys, merge
 from .plan import Loaded, SendCookie, Touch, Write, make_plan, refresh_due
@@ -91,9 +92,9 @@ class SessionDataManager:
         if current is not self._joined:
             current.join(self)
             self._joined = current
-            joined = getattr(self._factory.store, 'join_transaction', None)
-            if joined is not None:
-                joined(current, self.transaction_manager)
+            store = self._factory.store
+            if ITransactionJoiningStore.providedBy(store):
+                store.join_transaction(current, self.transaction_manager)
 
     def join_if_refresh_due(self, now):
         """Join at once when the loaded session's expiry is due a refresh:

@@ -79,22 +79,14 @@ class ISessionStore(Interface):
     """Where server-side sessions live. Must be safe to share between
     threads; one instance serves the whole process.
 
-    Optional:
-
-    ``join_transaction(transaction, transaction_manager)``
-        Called when a session joins ``transaction`` (of
-        ``transaction_manager``), while resources may still join it. A
-        store that writes through another resource of the transaction
-        makes sure here that the resource will commit (the sql store's
-        shared mode adds a before-commit hook).
-
-    ``expires_natively``
-        True for a store whose server drops expired records by itself (a
-        cache with TTLs): ``clearsessions`` then has nothing to do.
+    A store may also provide the optional capabilities below
+    (:class:`ITransactionJoiningStore`, :class:`INativelyExpiringStore`,
+    :class:`IPackableStore`, :class:`IOwnerIndexingStore`), declared with
+    ``@implementer`` beside this interface: the package asks
+    ``providedBy``, never ``hasattr``.
     """
 
     name = Attribute('The backend\'s name, used in error messages.')
-
 
     def load(key):
         """Return the
@@ -145,14 +137,39 @@ class ISessionStore(Interface):
         """Release connections and files; the store is not used again."""
 
 
+class ITransactionJoiningStore(Interface):
+    """Optional: a store told of each transaction a session joins."""
+
+    def join_transaction(transaction, transaction_manager):
+        """Called when a session joins ``transaction`` (of
+        ``transaction_manager``), while resources may still join it. A
+        store that writes through another resource of the transaction
+        makes sure here that the resource will commit (the sql store's
+        shared mode adds a before-commit hook)."""
+
+
+class INativelyExpiringStore(Interface):
+    """Optional, a marker: the store's server drops expired records by
+    itself (a cache with TTLs), so ``delete_expired`` and
+    ``count_expired`` find nothing and ``clearsessions`` has nothing to
+    do. Declared on the class that ``sessions.backend`` names, as
+    ``clearsessions`` tells from it without connecting."""
+
+
+class IPackableStore(Interface):
+    """Optional: a store whose storage keeps old revisions to drop."""
+
+    def pack():
+        """Drop old revisions and deleted sessions from the storage
+        (``clearsessions --pack``); safe while the application runs."""
+
+
 class IOwnerIndexingStore(Interface):
-    """Optional capability of an :class:`ISessionStore`: finding the
-    sessions of one owner (the userid a record's ``owner`` holds), for
+    """Optional: a store that finds the sessions of one owner (the userid
+    a record's ``owner`` holds), for
     :func:`~pyramid_contrib_sessions.user_sessions` and
-    :func:`~pyramid_contrib_sessions.revoke_user_sessions`. A store
-    declares it with ``@implementer(ISessionStore, IOwnerIndexingStore)``; the
-    functions raise a ``NoOwnerIndexError`` naming the backend for a
-    store that does not.
+    :func:`~pyramid_contrib_sessions.revoke_user_sessions`; they raise a
+    ``NoOwnerIndexError`` naming the backend for a store that is not one.
 
     Such a store keeps the index in step with the records, through the
     same staged changes: every ``prepare_write`` and ``prepare_touch`` of

@@ -139,7 +139,7 @@ def factory_for():
 
 @pytest.fixture
 def store(server_backend, factory_for):
-    """Each server-side store in turn, for the store-contract suite."""
+    """Each server-side store in turn."""
     return factory_for(server_backend).store
 
 

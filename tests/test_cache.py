@@ -21,6 +21,7 @@ from pyramid_contrib_sessions.backends.memcached import (
     MemcachedStore, exptime)
 from pyramid_contrib_sessions.backends.redis import RedisStore
 from pyramid_contrib_sessions.exceptions import StaleRecordError
+from pyramid_contrib_sessions.interfaces import INativelyExpiringStore
 from pyramid_contrib_sessions.keys import store_key
 from pyramid_contrib_sessions.record import SessionRecord
 
@@ -152,7 +153,7 @@ def test_url_scheme_chooses_the_store(request, factory_for, backend,
                                       store_class):
     store = factory_for(request.getfixturevalue('backend_' + backend)).store
     assert type(store) is store_class
-    assert store.expires_natively
+    assert INativelyExpiringStore.providedBy(store)
     assert store.count_expired(time.time() + SIXTY_DAYS) == 0
 
 

@@ -18,7 +18,9 @@ all threads; a server that comes back is reconnected to without a restart.
 
 Every record carries the server's own expiry (its ``expires``), so nothing
 needs clearing: :meth:`.CacheStore.delete_expired` finds nothing to do and
-``expires_natively`` tells ``clearsessions`` so.
+the store provides
+:class:`~pyramid_contrib_sessions.interfaces.INativelyExpiringStore` to
+tell ``clearsessions`` so.
 
 **Why a change is applied when staged.** Neither server can hold a change
 staged but invisible and then publish it with a command that cannot fail:
@@ -60,7 +62,8 @@ from urllib.parse import urlsplit
 from zope.interface import implementer, provider
 
 from ..interfaces import (
-    IOwnerIndexingStore, ISessionStore, ISessionStoreFactory)
+    INativelyExpiringStore, IOwnerIndexingStore, ISessionStore,
+    ISessionStoreFactory)
 from ..keys import checked_store_key
 from ..record import record_from_bytes
 from ..settings import SettingsReader
@@ -149,13 +152,15 @@ class CacheSettings:
         return self.read.error('url', f'{redact_url(self.url)!r}: {problem}')
 
 
+# INativelyExpiringStore: what every store it makes provides, declared
+# here too as clearsessions tells from the class the settings name
+@implementer(INativelyExpiringStore)
 @provider(ISessionStoreFactory)
 class CacheBackend:
     """``sessions.backend = cache``: makes the store the URL's scheme
     names (:data:`STORES`)."""
 
     settings_namespace = 'cache'
-    expires_natively = True  # its stores do: clearsessions has nothing to do
 
     @classmethod
     def from_settings(cls, settings, options):
@@ -176,12 +181,10 @@ class CacheBackend:
         return store_class.connect(config)
 
 
-@implementer(ISessionStore, IOwnerIndexingStore)
+@implementer(ISessionStore, INativelyExpiringStore, IOwnerIndexingStore)
 class CacheStore:
     """What the Redis and Memcached stores share: keys under ``prefix``,
     records in the bytes of one value, expiry by the server."""
-
-    expires_natively = True  # clearsessions has nothing to do
 
     def __init__(self, prefix):
         self.prefix = prefix

@@ -83,7 +83,8 @@ from zope.interface import implementer, provider
 
 from ..exceptions import SessionConflictError, StaleRecordError, StoreError
 from ..interfaces import (
-    IOwnerIndexingStore, IPreparedChange, ISessionStore, ISessionStoreFactory)
+    IOwnerIndexingStore, IPreparedChange, ISessionStore,
+    ISessionStoreFactory, ITransactionJoiningStore)
 from ..record import checked_record
 from ..session import LONGEST_OWNER
 from ..settings import SettingsReader
@@ -562,7 +563,7 @@ class _Staging:
 
 # the store
 
-@implementer(ISessionStore, IOwnerIndexingStore)
+@implementer(ISessionStore, ITransactionJoiningStore, IOwnerIndexingStore)
 @provider(ISessionStoreFactory)
 class SQLStore:
     """Sessions in one SQL table (see the module).

@@ -83,7 +83,7 @@ from zope.interface import implementer, provider
 
 from ..exceptions import SessionConflictError, StaleRecordError, StoreError
 from ..interfaces import (
-    IOwnerIndexingStore, ISessionStore, ISessionStoreFactory)
+    IOwnerIndexingStore, IPackableStore, ISessionStore, ISessionStoreFactory)
 from ..settings import SettingsReader
 from . import AppliedChange, redact_url, store_failure
 from .reply_deadline import ReplyDeadline
@@ -129,7 +129,7 @@ def _tree(connection):
     return connection.root()[ROOT_KEY]
 
 
-@implementer(ISessionStore, IOwnerIndexingStore)
+@implementer(ISessionStore, IPackableStore, IOwnerIndexingStore)
 @provider(ISessionStoreFactory)
 class ZODBStore:
     """Sessions in the ZODB database ``db`` (see the module), under

@@ -17,7 +17,8 @@ from pyramid.paster import get_appsettings, setup_logging
 
 from ..exceptions import StoreError
 from ..factory import SessionFactory
-from ..interfaces import ISessionCodec
+from ..interfaces import (
+    INativelyExpiringStore, IPackableStore, ISessionCodec)
 from ..settings import parse_settings
 
 EXIT_DONE, EXIT_STORE_FAILED, EXIT_USAGE = 0, 1, 2
@@ -83,7 +84,7 @@ class ClearSessionsCommand:
         except ConfigurationError as error:
             return self.fail(EXIT_USAGE, _one_line(error))
         store_class = options.store_factory
-        if args.pack and not hasattr(store_class, 'pack'):
+        if args.pack and not IPackableStore.implementedBy(store_class):
             return self.fail(EXIT_USAGE, f'--pack is for the zodb backend, '
                                          f'not {options.backend}')
         nothing_to_do = _why_nothing_to_clear(options)
@@ -203,7 +204,7 @@ def _why_nothing_to_clear(options):
     if ISessionCodec.implementedBy(store_class):
         return (f'the {backend} backend keeps sessions in the client; they '
                 f'expire by themselves')
-    if getattr(store_class, 'expires_natively', False):
+    if INativelyExpiringStore.implementedBy(store_class):
         return f'the {backend} backend expires sessions by itself'
     return None
 
