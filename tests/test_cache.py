@@ -246,6 +246,7 @@ def test_memcached_expiry_rule():
 # the commands a request sends
 
 
+@pytest.mark.perf_guard
 def test_read_only_request_sends_no_write_command(watched_backend):
     app = make_app(watched_backend)
     app.get('/set', {'key': 'n', 'value': '1'})
@@ -257,6 +258,7 @@ def test_read_only_request_sends_no_write_command(watched_backend):
     assert watched.names() == read * 2
 
 
+@pytest.mark.perf_guard
 def test_untouched_request_sends_no_command(watched_backend):
     app = make_app(watched_backend)
     app.get('/set', {'key': 'n', 'value': '1'})
@@ -265,6 +267,7 @@ def test_untouched_request_sends_no_command(watched_backend):
     assert watched.names() == []
 
 
+@pytest.mark.perf_guard
 def test_refreshing_the_expiry_sends_no_data_to_redis(backend_redis):
     app = make_app({**backend_redis, 'sessions.timeout': '100',
                     'sessions.reissue_time': '10'})
@@ -286,6 +289,7 @@ def test_refreshing_the_expiry_sends_no_data_to_redis(backend_redis):
     assert after.expires > aged.expires
 
 
+@pytest.mark.perf_guard
 def test_refreshing_the_expiry_is_one_cas_on_memcached(backend_memcached):
     app = make_app({**backend_memcached, 'sessions.timeout': '100',
                     'sessions.reissue_time': '10'})

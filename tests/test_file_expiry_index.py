@@ -64,6 +64,7 @@ def spy_on_listings(monkeypatch):
                     for spy in spies for args in spy.calls]
 
 
+@pytest.mark.perf_guard
 def test_clearing_never_lists_the_session_directory(indexed_store,
                                                     monkeypatch):
     now = time.time()

@@ -78,6 +78,7 @@ def test_untouched_request_on_a_fresh_client_leaves_no_trace(app,
         assert os.listdir(any_backend['sessions.file.path']) == ['.locks']
 
 
+@pytest.mark.perf_guard
 def test_untouched_request_does_not_read_an_existing_session(app,
                                                             monkeypatch):
     app.get('/incr')

@@ -118,6 +118,7 @@ def test_error_page_started_with_exc_info_saves_nothing(client):
     assert client.get('/count').json['n'] == 2
 
 
+@pytest.mark.perf_guard
 def test_untouched_session_is_not_read(client, monkeypatch):
     client.get('/count')
     decode = spy_on(monkeypatch, session_factory(client).codec, 'decode')

@@ -299,6 +299,7 @@ def rollbacks_received(engine):
             "SHOW SESSION STATUS LIKE 'Com_rollback'").one()[1])
 
 
+@pytest.mark.perf_guard
 def test_mariadb_is_sent_no_rollback_after_a_commit(backend_mariadb,
                                                     factory_for):
     """PyMySQL sends the pool's reset ROLLBACK to the server, a round trip
@@ -343,6 +344,7 @@ def statements_of(app):
     return Statements(session_factory(app).store.engine)
 
 
+@pytest.mark.perf_guard
 def test_a_request_that_only_reads_writes_nothing(app):
     app.get('/set', {'key': 'colour', 'value': '"blue"'})
     statements = statements_of(app)
@@ -353,6 +355,7 @@ def test_a_request_that_only_reads_writes_nothing(app):
     assert statements.starting('BEGIN IMMEDIATE') == []
 
 
+@pytest.mark.perf_guard
 def test_a_refresh_of_the_expiry_updates_nothing_else(sql_backend):
     app = make_app({**sql_backend, 'sessions.timeout': '3600',
                     'sessions.reissue_time': '0'})
@@ -374,6 +377,7 @@ INSERT_IF_ABSENT = {'postgresql': r'ON CONFLICT \(store_key\) DO NOTHING$',
                     'mysql': r'^INSERT IGNORE INTO'}
 
 
+@pytest.mark.perf_guard
 def test_a_new_session_is_one_insert_that_cannot_fail_on_a_duplicate(app):
     statements = statements_of(app)
     app.get('/incr')
@@ -382,6 +386,7 @@ def test_a_new_session_is_one_insert_that_cannot_fail_on_a_duplicate(app):
     assert re.search(INSERT_IF_ABSENT[dialect], insert), insert
 
 
+@pytest.mark.perf_guard
 def test_a_changed_session_is_one_update_of_the_version_read(app):
     """The write transaction sends one statement: the UPDATE that checks
     the version the request read (it locks the row itself), no SELECT."""
@@ -451,6 +456,7 @@ def test_clearing_spares_an_expired_session_refreshed_meanwhile(sql_store):
     assert [sql_store.load(key) for key in others] == [None, None]
 
 
+@pytest.mark.perf_guard
 def test_clearing_deletes_a_bounded_batch_of_chosen_rows(sql_store):
     for _ in range(3):
         put(sql_store, new_key(), make_record(lives=-30))

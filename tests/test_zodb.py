@@ -292,6 +292,7 @@ def state_oids(db, session_keys):
         connection.close()
 
 
+@pytest.mark.perf_guard
 def test_cleanup_reads_and_writes_the_expired_sessions_only(tmp_path):
     uri = f'file://{tmp_path}/sessions.fs'
     store = ZODBStore.from_settings({'uri': uri}, None)
