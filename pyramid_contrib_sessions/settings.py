@@ -212,19 +212,9 @@ def parse_settings(settings, prefix='sessions.'):
         backend=backend,
         secrets=secrets_,
         cookie_name=cookie_name,
-        cookie_age=read.lifetime('cookie_age', TWO_WEEKS),
-        cookie_path=read.text('cookie_path', '/'),
-        cookie_domain=read.text('cookie_domain'),
-        cookie_secure=read.boolean('cookie_secure', True),
-        cookie_httponly=read.boolean('cookie_httponly', True),
-        cookie_samesite=_samesite(read),
+        **_cookie_options(read),
         timeout=timeout,
-        absolute_timeout=read.lifetime('absolute_timeout'),
-        reissue_time=read.seconds(
-            'reissue_time', timeout // 10 if timeout else None, minimum=0),
-        save_every_request=read.boolean('save_every_request', False),
-        expire_at_browser_close=read.boolean('expire_at_browser_close',
-                                             False),
+        **_expiry_options(read, timeout),
         serializer=_serializer(read),
         store_factory=store_factory,
         backend_settings=_namespace_settings(settings, prefix, namespace),
@@ -235,6 +225,32 @@ def parse_settings(settings, prefix='sessions.'):
     _check_cookie(read, options)
     _check_reissue_time(read, options)
     return options
+
+
+def _cookie_options(read):
+    """The ``cookie_*`` options but ``cookie_name``, which the caller reads
+    first."""
+    return dict(
+        cookie_age=read.lifetime('cookie_age', TWO_WEEKS),
+        cookie_path=read.text('cookie_path', '/'),
+        cookie_domain=read.text('cookie_domain'),
+        cookie_secure=read.boolean('cookie_secure', True),
+        cookie_httponly=read.boolean('cookie_httponly', True),
+        cookie_samesite=_samesite(read),
+    )
+
+
+def _expiry_options(read, timeout):
+    """The options that decide when a session expires or is refreshed,
+    but ``timeout``, which the caller reads first."""
+    return dict(
+        absolute_timeout=read.lifetime('absolute_timeout'),
+        reissue_time=read.seconds(
+            'reissue_time', timeout // 10 if timeout else None, minimum=0),
+        save_every_request=read.boolean('save_every_request', False),
+        expire_at_browser_close=read.boolean('expire_at_browser_close',
+                                             False),
+    )
 
 
 def _secrets(read):

@@ -201,12 +201,7 @@ def engine_from_settings(settings, options=None):
                 'connect_args': _bounded_connect_args(
                     url, connect_timeout, socket_timeout),
                 'logging_name': read.text('logging_name', LOGGING_NAME)}
-    if backend in MYSQL_DIALECTS and 'isolation_level' not in settings:
-        defaults['isolation_level'] = 'READ COMMITTED'
-    reset_by_store = (backend in MYSQL_DIALECTS
-                      and 'pool_reset_on_return' not in settings)
-    if reset_by_store:
-        defaults['pool_reset_on_return'] = None  # _on_mysql_reset instead
+    reset_by_store = _add_mysql_defaults(backend, settings, defaults)
     engine = _engine_from_config(read, settings, defaults, url)
     _keep_rows_out_of_logs(defaults['logging_name'])
     if reset_by_store:
@@ -214,6 +209,20 @@ def engine_from_settings(settings, options=None):
     if backend != 'sqlite':
         _bound_replies(engine, socket_timeout, read.key('socket_timeout'))
     return engine
+
+
+def _add_mysql_defaults(backend, settings, defaults):
+    """On MySQL and MariaDB, add to ``defaults`` what ``settings`` leave
+    unset: READ COMMITTED, and no reset by the pool (the store's
+    ``_on_mysql_reset`` instead); whether the store resets connections."""
+    if backend not in MYSQL_DIALECTS:
+        return False
+    if 'isolation_level' not in settings:
+        defaults['isolation_level'] = 'READ COMMITTED'
+    if 'pool_reset_on_return' in settings:
+        return False
+    defaults['pool_reset_on_return'] = None
+    return True
 
 
 def _keep_rows_out_of_logs(logging_name):
@@ -266,6 +275,26 @@ def _bound_replies(engine, seconds, setting):
     discarded."""
     deadline = ReplyDeadline(seconds) if (
         engine.dialect.name == 'postgresql') else None
+    disarm = _arm_around_replies(engine, deadline) if deadline else None
+
+    def on_error(context):
+        if context.connection is None:
+            return None  # connecting: the driver's connect_timeout says so
+        late = disarm(context.connection) if deadline else isinstance(
+            context.original_exception.__context__, socket.timeout)
+        if late:
+            context.is_disconnect = True  # discard the connection
+            return NoReplyError(f'no reply within {seconds:g} s '
+                                f'({setting})')
+        return None
+
+    event.listen(engine, 'handle_error', on_error)
+
+
+def _arm_around_replies(engine, deadline):
+    """Arm ``deadline`` for a connection before each statement, COMMIT and
+    ROLLBACK, and disarm it when the reply came; the disarming function,
+    which says whether the deadline had passed."""
 
     def arm(connection, *_):
         raw = _dbapi_connection(connection)
@@ -280,23 +309,11 @@ def _bound_replies(engine, seconds, setting):
         if raw is not None:
             deadline.disarm(id(raw))
 
-    def on_error(context):
-        if context.connection is None:
-            return None  # connecting: the driver's connect_timeout says so
-        late = disarm(context.connection) if deadline else isinstance(
-            context.original_exception.__context__, socket.timeout)
-        if late:
-            context.is_disconnect = True  # discard the connection
-            return NoReplyError(f'no reply within {seconds:g} s '
-                                f'({setting})')
-        return None
-
-    if deadline is not None:
-        for name in ('before_cursor_execute', 'commit', 'rollback'):
-            event.listen(engine, name, arm)
-        event.listen(engine, 'after_cursor_execute', disarm)
-        event.listen(engine, 'checkin', forget)
-    event.listen(engine, 'handle_error', on_error)
+    for name in ('before_cursor_execute', 'commit', 'rollback'):
+        event.listen(engine, name, arm)
+    event.listen(engine, 'after_cursor_execute', disarm)
+    event.listen(engine, 'checkin', forget)
+    return disarm
 
 
 def _dbapi_connection(connection):

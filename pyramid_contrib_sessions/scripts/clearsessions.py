@@ -91,6 +91,11 @@ class ClearSessionsCommand:
         if nothing_to_do:  # said without connecting to anything
             self.out(f'{nothing_to_do}: nothing to clear')
             return EXIT_DONE
+        return self.open_and_clear(options, args)
+
+    def open_and_clear(self, options, args):
+        """Open the store ``options`` name, clear it, close it: the exit
+        status."""
         try:
             factory = SessionFactory(options)
         except ConfigurationError as error:
