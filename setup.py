@@ -86,6 +86,7 @@ setup(
         'console_scripts': [
             'clearsessions = '
             'pyramid_contrib_sessions.scripts.clearsessions:main',
+            'psessions = pyramid_contrib_sessions.scripts.psessions:main',
         ],
     },
 )

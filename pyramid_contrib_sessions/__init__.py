@@ -9,12 +9,13 @@ from .authentication import SessionAuthenticationHelper
 from .factory import SessionFactory, open_session
 from .middleware import SessionMiddleware
 from .owners import (
-    UserSession, revoke_session, revoke_user_sessions, user_sessions)
+    UserSession, revoke_handles, revoke_session, revoke_user_sessions,
+    user_sessions)
 from .settings import parse_settings
 
 __all__ = ['SessionAuthenticationHelper', 'SessionFactory',
            'SessionMiddleware', 'UserSession', 'includeme', 'open_session',
-           'revoke_session', 'revoke_user_sessions',
+           'revoke_handles', 'revoke_session', 'revoke_user_sessions',
            'session_factory_from_settings', 'user_sessions']
 
 

@@ -128,6 +128,28 @@ def revoke_session(request, handle, *, userid):
     return True
 
 
+def revoke_handles(factory, handles, manager):
+    """Delete the live sessions ``handles`` name from the store of
+    ``factory`` (a :class:`~pyramid_contrib_sessions.SessionFactory`)
+    when the current transaction of ``manager`` (a ``transaction``
+    manager) commits, whoever owns them; how many were live. For an
+    administrator's tools: a user's own views want
+    :func:`~pyramid_contrib_sessions.revoke_session`, which checks the
+    owner."""
+    store = owner_index(factory)
+    now = time.time()
+    live = [handle for handle in handles
+            if isinstance(handle, str) and is_store_key(handle)
+            and _live(factory, store.load(handle), now)]
+    if live:
+        manager.get().join(Revocation(store, live))
+    return len(live)
+
+
+def _live(factory, record, now):
+    return record is not None and factory.expires_at(record) > now
+
+
 def owner_index(factory):
     """The store of ``factory``, which must keep an index of sessions by
     owner; ``NoOwnerIndexError`` saying why otherwise."""

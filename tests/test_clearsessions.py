@@ -13,7 +13,6 @@ import re
 import socket
 import struct
 import subprocess
-import sys
 import termios
 import threading
 import time
@@ -24,12 +23,13 @@ from webtest import TestApp
 from pyramid_contrib_sessions.keys import new_session_id, store_key
 from pyramid_contrib_sessions.record import SessionRecord
 
-from tests.support.app import TEST_SECRET, make_app, make_wsgi_app
+from tests.support.app import make_app, make_wsgi_app
 from tests.support.functional_support import (
     session_cookie, session_factory, store_closed_after)
+from tests.support.script_support import (
+    SCRIPT_TIMEOUT, run_script, script_path, write_ini)
 
-SCRIPT = os.path.join(os.path.dirname(sys.executable), 'clearsessions')
-SCRIPT_TIMEOUT = 120  # seconds; a run here takes about one
+SCRIPT = script_path('clearsessions')
 COOKIE_NAME = 'sessionid'
 # Older than any store's grace period (zodb keeps a session 10 s past its
 # expiry for a request that is refreshing it).
@@ -45,20 +45,9 @@ def settings(request):
     return request.getfixturevalue('backend_' + request.param)
 
 
-def write_ini(path, settings, section='main'):
-    """An application's ``.ini`` file holding ``settings``."""
-    lines = [f'[app:{section}]', 'use = egg:pyramid_contrib_sessions',
-             f'sessions.secret = {TEST_SECRET}']
-    lines += [f'{key} = {value}'.replace('%', '%%')
-              for key, value in settings.items()]
-    path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
-    return str(path)
-
-
 def clearsessions(*args):
     """Run the installed console script; its CompletedProcess."""
-    return subprocess.run([SCRIPT, *args], capture_output=True, text=True,
-                          timeout=SCRIPT_TIMEOUT)
+    return run_script('clearsessions', *args)
 
 
 def write_expired(store, count):

@@ -6,22 +6,18 @@ batch its own store transaction), so it can run beside live traffic and be
 interrupted at any point: a second run carries on.
 """
 import argparse
-import configparser
 import logging
 import sys
 import textwrap
 import time
 
-from pyramid.exceptions import ConfigurationError
-from pyramid.paster import get_appsettings, setup_logging
-
 from ..exceptions import StoreError
-from ..factory import SessionFactory
 from ..interfaces import (
     INativelyExpiringStore, IPackableStore, ISessionCodec)
-from ..settings import parse_settings
+from .common import (
+    EXIT_DONE, EXIT_STORE_FAILED, EXIT_USAGE, CommandFailed,
+    add_config_arguments, fail, load_options, one_line, open_factory)
 
-EXIT_DONE, EXIT_STORE_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_BATCH_SIZE = 1000
 
 log = logging.getLogger(__name__)
@@ -43,10 +39,7 @@ class ClearSessionsCommand:
         description=textwrap.dedent(description),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument('config_uri',
-                        help='the .ini file, e.g. production.ini')
-    parser.add_argument('--app-name', default=None,
-                        help='the app section to read (default: main)')
+    add_config_arguments(parser)
     parser.add_argument('--dry-run', action='store_true',
                         help='count the expired sessions, delete nothing')
     parser.add_argument('--batch-size', type=int, default=DEFAULT_BATCH_SIZE,
@@ -66,8 +59,7 @@ class ClearSessionsCommand:
             print(message)
 
     def fail(self, status, message):
-        print(f'clearsessions: {message}', file=sys.stderr)
-        return status
+        return fail('clearsessions', status, message)
 
     def run(self):
         try:
@@ -78,11 +70,9 @@ class ClearSessionsCommand:
         if args.batch_size < 1:
             return self.fail(EXIT_USAGE, '--batch-size must be at least 1')
         try:
-            options = self.read_options(args.config_uri, args.app_name)
-        except ConfigFileError as error:
-            return self.fail(EXIT_USAGE, str(error))
-        except ConfigurationError as error:
-            return self.fail(EXIT_USAGE, _one_line(error))
+            options = load_options(args.config_uri, args.app_name)
+        except CommandFailed as error:
+            return self.fail(error.status, str(error))
         store_class = options.store_factory
         if args.pack and not IPackableStore.implementedBy(store_class):
             return self.fail(EXIT_USAGE, f'--pack is for the zodb backend, '
@@ -97,34 +87,15 @@ class ClearSessionsCommand:
         """Open the store ``options`` name, clear it, close it: the exit
         status."""
         try:
-            factory = SessionFactory(options)
-        except ConfigurationError as error:
-            status = (EXIT_STORE_FAILED if _store_unreachable(error)
-                      else EXIT_USAGE)
-            return self.fail(status, _one_line(error))
+            factory = open_factory(options)
+        except CommandFailed as error:
+            return self.fail(error.status, str(error))
         try:
             return self.clear(factory.store, args)
         except StoreError as error:
-            return self.fail(EXIT_STORE_FAILED, _one_line(error))
+            return self.fail(EXIT_STORE_FAILED, one_line(error))
         finally:
             factory.close()
-
-    def read_options(self, config_uri, app_name):
-        try:
-            settings = get_appsettings(config_uri, name=app_name)
-        except (configparser.Error, ImportError, LookupError, OSError,
-                ValueError) as error:
-            raise ConfigFileError(f'{config_uri}: {_why_unreadable(error)}'
-                                  ) from error
-        try:
-            setup_logging(config_uri)
-        except Exception as error:
-            # logging.config.fileConfig raises whatever its sections make
-            # (a KeyError for a missing one, a NameError from "args", ...)
-            raise ConfigFileError(
-                f'{config_uri}: the logging sections are broken: '
-                f'{_why_unreadable(error)}') from error
-        return parse_settings(settings)
 
     def clear(self, store, args):
         started = now = time.time()
@@ -212,38 +183,3 @@ def _why_nothing_to_clear(options):
     if INativelyExpiringStore.implementedBy(store_class):
         return f'the {backend} backend expires sessions by itself'
     return None
-
-
-def _store_unreachable(error):
-    """Whether a start-up error comes from a store that failed or could not
-    be reached (exit 1) rather than from a bad setting (exit 2)."""
-    while error is not None:
-        if isinstance(error, (StoreError, ConnectionError, TimeoutError)):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
-class ConfigFileError(Exception):
-    """The ``.ini`` file cannot be read; the message says where and why."""
-
-
-def _why_unreadable(error):
-    """One line on what is wrong in the file, from what reading it
-    raised."""
-    if isinstance(error, configparser.MissingSectionHeaderError):
-        return (f'line {error.lineno}: {error.line.strip()!r} comes before '
-                f'any [section] header')
-    if isinstance(error, configparser.ParsingError):
-        return (f'line {error.errors[0][0]} is neither a [section] header '
-                f'nor "name = value"')
-    if isinstance(error, KeyError):
-        return f'{error.args[0]!r} is missing'
-    if isinstance(error, ImportError):
-        return f'cannot load the application it names: {_one_line(error)}'
-    return _one_line(error)
-
-
-def _one_line(error):
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
