@@ -5,7 +5,7 @@ here: the data manager carries the plan through the transaction's phases.
 """
 from typing import NamedTuple, Optional
 
-from .keys import new_session_id
+from .keys import new_session_id, store_key
 from .record import SessionRecord
 from .serializers import dumps_naming_key
 from .session import ends_with_browser, expiry_time
@@ -60,10 +60,11 @@ DELETE_COOKIE = DeleteCookie()
 
 
 class Plan(NamedTuple):
-    """``changes`` (Write, Touch, Delete) in session id order, so that
-    concurrent stagings take the stores' locks in one order; the session's
-    id and record once they are made (``None``: nothing stored); the cookie
-    change, ``None`` when the cookie stays as it is."""
+    """``changes`` (Write, Touch, Delete) in the order of their store keys,
+    which stores lock by, so that concurrent stagings take the locks in one
+    order; the session's id and record once they are made (``None``:
+    nothing stored); the cookie change, ``None`` when the cookie stays as it
+    is."""
 
     changes: tuple
     session_key: Optional[str]
@@ -112,7 +113,8 @@ def _under_new_id(loaded, state, options, now):
     changes = (Write(session_key, record, None),)
     if loaded is not None:
         changes = tuple(sorted(changes + (Delete(loaded.session_id),),
-                               key=lambda change: change.session_id))
+                               key=lambda change: store_key(
+                                   change.session_id)))
     return Plan(changes, session_key, record,
                 _send_cookie(record, state, options, now))
 

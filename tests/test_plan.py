@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from pyramid_contrib_sessions.keys import is_session_id
+from pyramid_contrib_sessions.keys import is_session_id, store_key
 from pyramid_contrib_sessions.plan import (
     DELETE_COOKIE, Delete, Loaded, SendCookie, Touch, Write, make_plan)
 from pyramid_contrib_sessions.record import SessionRecord
@@ -126,8 +126,8 @@ def test_the_plan(loaded, state, options, expected):
     plan = make_plan(loaded, state, replace(OPTIONS, **options), NOW)
     changes, session_key, cookie = expected
     assert summary(plan) == (set(changes), session_key, cookie)
-    ids = [change.session_id for change in plan.changes]
-    assert ids == sorted(ids)  # stores' locks taken in one order
+    keys = [store_key(change.session_id) for change in plan.changes]
+    assert keys == sorted(keys)  # stores' locks taken in one order
 
 
 @pytest.mark.parametrize('loaded, state', [

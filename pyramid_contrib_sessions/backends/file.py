@@ -60,7 +60,6 @@ the markers of the slot under way). Until then ``count_expired``
 (``clearsessions --dry-run``) scans the directory and changes nothing.
 """
 import contextlib
-import fcntl
 import logging
 import os
 import secrets
@@ -75,6 +74,7 @@ from ..record import record_from_bytes, record_to_bytes
 from ..settings import SettingsReader
 from . import check_version, store_failure
 from .file_owners import OwnerEntries
+from .stripe_locks import StripeLocks
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,8 @@ class _Prepared:
     """A staged change: ``apply`` runs at commit; the stripe lock is held
     from the staging until commit or abort, and a temp file is cleaned up."""
 
-    def __init__(self, lock_fd, apply=None, temp_path=None):
-        self._lock_fd = lock_fd
+    def __init__(self, release, apply=None, temp_path=None):
+        self._release_lock = release
         self._apply = apply
         self._temp_path = temp_path
 
@@ -125,9 +125,9 @@ class _Prepared:
         self._release()
 
     def _release(self):
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing drops the flock
-            self._lock_fd = None
+        if self._release_lock is not None:
+            self._release_lock()
+            self._release_lock = None
 
 
 class _ExpiryIndex:
@@ -249,16 +249,16 @@ class FileStore:
         # tenth of an update's CPU)
         self._prefix = os.path.join(self.path, '')
         self._temp_dir = os.path.join(self.path, TEMP_DIR)
-        self._lock_paths = {
+        lock_paths = {
             _stripe_key(stripe): os.path.join(self.path, LOCK_DIR,
                                               _stripe_key(stripe))
             for stripe in range(LOCK_STRIPES)}
         self._owners = OwnerEntries(self.path)
         os.makedirs(os.path.join(self.path, LOCK_DIR), mode=0o700,
                     exist_ok=True)
-        for stripe in range(LOCK_STRIPES):
-            os.close(os.open(self._lock_path(_stripe_key(stripe)),
-                             os.O_CREAT | os.O_RDWR, 0o600))
+        for lock_path in lock_paths.values():
+            os.close(os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600))
+        self._stripes = StripeLocks(lock_paths)
 
     @classmethod
     def from_settings(cls, settings, options):
@@ -301,67 +301,58 @@ class FileStore:
 
     def prepare_write(self, key, record, expected_version):
         path = self._file(key)
-        with self._locked(key) as lock_fd:
+        with self._locked(key) as release:
             current = self._read(path)
             check_version(current, expected_version)
-            return self._replacement(lock_fd, key, current, record)
+            return self._replacement(release, key, current, record)
 
     def prepare_touch(self, key, accessed, expires, expected_version):
         path = self._file(key)
-        with self._locked(key) as lock_fd:
+        with self._locked(key) as release:
             current = self._read(path)
             if current is None or current.version != expected_version:
-                return _Prepared(lock_fd)
-            return self._replacement(lock_fd, key, current,
+                return _Prepared(release)
+            return self._replacement(release, key, current,
                                      current.touched(accessed, expires))
 
     def prepare_delete(self, key):
         path = self._file(key)
-        with self._locked(key) as lock_fd:
+        with self._locked(key) as release:
             current = self._read(path)
             owner = None if current is None else current.owner
-            return _Prepared(lock_fd,
+            return _Prepared(release,
                              apply=lambda: self._unlink(path, key, owner))
 
-    def _lock_path(self, key):
-        return self._lock_paths[key[:2]]
-
     def _lock(self, key):
-        """Take the key's stripe lock: an fd whose closing releases it."""
-        lock_path = self._lock_path(key)
+        """Take the key's stripe lock; return what releases it."""
         try:
-            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            return self._stripes.acquire(key)
         except OSError as error:
             raise store_failure('file', 'open a lock file',
-                                os.path.dirname(lock_path), error) from error
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(lock_fd)
-            raise
-        return lock_fd
+                                os.path.join(self.path, LOCK_DIR),
+                                error) from error
 
     @contextlib.contextmanager
     def _locked(self, key):
         """Hold the key's stripe lock; whoever the block returns to releases
         it, and an error inside the block releases it at once."""
-        lock_fd = self._lock(key)
+        release = self._lock(key)
         try:
-            yield lock_fd
+            yield release
         except BaseException:
-            os.close(lock_fd)
+            release()
             raise
 
     @contextlib.contextmanager
     def _holding(self, key):
         """Hold the key's stripe lock for the block."""
-        lock_fd = self._lock(key)
+        release = self._lock(key)
         try:
             yield
         finally:
-            os.close(lock_fd)
+            release()
 
-    def _replacement(self, lock_fd, key, current, record):
+    def _replacement(self, release, key, current, record):
         try:
             if current is None or \
                     slot_of(record.expires) < slot_of(current.expires):
@@ -379,7 +370,7 @@ class FileStore:
             os.replace(temp_path, path)
             self._sync()
 
-        return _Prepared(lock_fd, apply=replace, temp_path=temp_path)
+        return _Prepared(release, apply=replace, temp_path=temp_path)
 
     def _write_temp(self, record):
         """A temporary file holding ``record`` (fsynced when ``fsync``),
