@@ -99,9 +99,9 @@ def test_plain_output(backend_file, tmp_path):
     assert (listed.returncode, listed.stderr) == (0, '')
     line, summary = listed.stdout.splitlines()
     assert line.startswith(f'{handle_of(cookie)}  created ')
-    assert summary == '1 live sessions of alice'
+    assert summary == '1 live session of alice'
     revoked = psessions(ini, 'revoke', 'alice')
-    assert (revoked.returncode, revoked.stdout) == (0, 'revoked 1 sessions\n')
+    assert (revoked.returncode, revoked.stdout) == (0, 'revoked 1 session\n')
 
 
 def test_an_unknown_user_or_handle_finds_nothing(backend_file, tmp_path):

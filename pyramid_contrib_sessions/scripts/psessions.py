@@ -124,11 +124,16 @@ def _print_list(args, sessions):
     for row in rows:
         print(f"{row['handle']}  created {row['created']}  accessed "
               f"{row['accessed']}  expires {row['expires']}")
-    print(f'{len(rows)} live sessions of {args.userid}')
+    print(f'{_sessions(len(rows), "live session")} of {args.userid}')
 
 
 def _print_revoked(args, count):
     if args.json:
         print(json.dumps({'revoked': count}))
     else:
-        print(f'revoked {count} sessions')
+        print(f'revoked {_sessions(count, "session")}')
+
+
+def _sessions(count, noun):
+    """``count`` and ``noun``, in the plural unless there is one."""
+    return f'{count} {noun}' if count == 1 else f'{count} {noun}s'
