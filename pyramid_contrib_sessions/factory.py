@@ -271,11 +271,7 @@ def open_session(request, session_id=None, *, cookie_value=None):
         transaction_manager=transaction_manager_for(request))
     if manager is None:
         return None
-    # written with the response, as request.session is (see settle)
-    request.add_response_callback(
-        lambda request, response: manager.settle(
-            write=request.exception is None))
-    settle_unanswered(request, manager)
+    settle_with_the_response(request, manager)
     return manager.session
 
 
@@ -289,6 +285,16 @@ def our_factory(request):
             f'(or set session_factory_from_settings(...) as the session '
             f'factory) to open stored sessions')
     return factory
+
+
+def settle_with_the_response(request, manager):
+    """Settle ``manager`` (see ``SessionDataManager.settle``) when the
+    response to ``request`` is made, writing unless the view raised, as
+    ``request.session`` is; without writing when no response is made."""
+    request.add_response_callback(
+        lambda request, response: manager.settle(
+            write=request.exception is None))
+    settle_unanswered(request, manager)
 
 
 def settle_unanswered(request, manager):

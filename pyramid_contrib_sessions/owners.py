@@ -26,7 +26,8 @@ from zope.interface import implementer
 
 from .datamanager import commit_alone
 from .exceptions import NoOwnerIndexError
-from .factory import our_factory, transaction_manager_for
+from .factory import (
+    our_factory, settle_with_the_response, transaction_manager_for)
 from .interfaces import IOwnerIndexingStore
 from .keys import is_store_key, store_key
 from .session import is_owner
@@ -177,9 +178,11 @@ def _current_key(request):
 
 
 def _delete_with_the_request(request, keys):
-    """Delete the sessions under ``keys`` with the request's transaction,
-    or at once when there is none (no pyramid_tm, or a script that has
-    not begun one)."""
+    """Delete the sessions under ``keys`` when the request's session is
+    written: with the request's transaction; when the response is made if
+    that transaction outlives the request (a test fixture's), and not at
+    all if the view raised; at once when there is no transaction (no
+    pyramid_tm, or a script that has not begun one)."""
     if not keys:
         return
     revocation = Revocation(owner_index(our_factory(request)), keys)
@@ -187,9 +190,12 @@ def _delete_with_the_request(request, keys):
     if manager is not None:
         try:
             manager.get().join(revocation)
-            return
         except NoTransaction:
             pass
+        else:
+            revocation.transaction_manager = manager
+            settle_with_the_response(request, revocation)
+            return
     commit_alone(revocation)
 
 
@@ -203,6 +209,7 @@ class Revocation:
         self._store = store
         self._keys = list(keys)
         self._prepared = []
+        self._settled = False
         self.transaction_manager = None
 
     def sortKey(self):
@@ -220,25 +227,39 @@ class Revocation:
 
     def tpc_finish(self, txn):
         prepared, self._prepared = self._prepared, []
+        self._keys = []  # made: nothing left to settle
         for change in prepared:
             change.commit()
 
     def tpc_abort(self, txn):
         prepared, self._prepared = self._prepared, []
+        self._keys = []
         for change in reversed(prepared):
             change.abort()
 
     def abort(self, txn):
         # also a rollback to a savepoint taken before this joined
         self.tpc_abort(txn)
-        self._keys = []
+
+    def settle(self, write):
+        """The response is made. Deletions still waiting for a transaction
+        the request did not begin (a test fixture's, around many
+        requests) are made now when ``write``, and dropped otherwise (the
+        view raised), as the request's session is; that transaction's end
+        then changes nothing. A transaction pyramid_tm began has ended
+        before: nothing is left then."""
+        keys, self._keys = self._keys, []
+        self._settled = True
+        if write and keys:
+            commit_alone(Revocation(self._store, keys))
 
     def savepoint(self):
         return _Savepoint(self, tuple(self._keys))
 
     def ask_only(self, keys):
         """Revoke ``keys`` only: a savepoint rolled back."""
-        self._keys = list(keys)
+        if not self._settled:
+            self._keys = list(keys)
 
 
 @implementer(IDataManagerSavepoint)
