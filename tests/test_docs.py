@@ -9,6 +9,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -53,6 +54,12 @@ def test_no_page_holds_python_code_no_test_runs():
     untested = [page.name for page in sorted(DOCS.glob('*.rst'))
                 if UNTESTED_CODE.search(page.read_text())]
     assert untested == []
+
+
+def test_the_readme_shows_the_tested_security_policy_in_full():
+    recipe = (ROOT / 'tests' / 'sample_app' / 'sample' / 'security.py')
+    readme = (ROOT / 'README.rst').read_text()
+    assert textwrap.indent(recipe.read_text(), '    ') in readme
 
 
 def test_the_performance_plot_is_drawn_from_the_recorded_results(tmp_path):

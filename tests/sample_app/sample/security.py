@@ -1,8 +1,10 @@
 """Who is logged in: the user's id in ``request.session``, checked against
 the database on each request."""
-from pyramid_contrib_sessions import SessionAuthenticationHelper
 from pyramid.csrf import SessionCSRFStoragePolicy
 from pyramid.security import Allowed, Denied
+
+# the one change to Pyramid's recipe: was pyramid.authentication's
+from pyramid_contrib_sessions import SessionAuthenticationHelper
 
 from .models import User
 

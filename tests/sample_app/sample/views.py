@@ -7,12 +7,19 @@ from pyramid.security import forget, remember
 from pyramid.view import view_config
 from sqlalchemy import select
 
+from pyramid_contrib_sessions import revoke_user_sessions
+
 from .models import User
 
 LOGIN_FORM = '''<form id="login" method="post" action="/login">
 <input type="hidden" name="csrf_token" value="{token}">
 <input name="login"> <input type="password" name="password">
 <input type="submit" value="Log in"></form>'''
+
+PASSWORD_FORM = '''<form id="password" method="post" action="/password">
+<input type="hidden" name="csrf_token" value="{token}">
+<input type="password" name="old"> <input type="password" name="new">
+<input type="submit" value="Change password"></form>'''
 
 LOGOUT_FORM = '''<form id="logout" method="post" action="/logout">
 <input type="hidden" name="csrf_token" value="{token}">
@@ -50,19 +57,38 @@ def login(request):
         request.session.flash('Wrong login or password.')
         form = LOGIN_FORM.format(token=get_csrf_token(request))
         return page(request, form, status=400)
-    request.session.cycle_key()  # a new session id at log in
+    headers = remember(request, user.id)  # and a new session id
     new_csrf_token(request)
-    headers = remember(request, user.id)
     return HTTPSeeOther(location=request.route_url('home'), headers=headers)
 
 
 @view_config(route_name='logout', request_method='POST')
 def logout(request):
-    headers = forget(request)
-    request.session.invalidate()
+    headers = forget(request)  # and the session ends
     return HTTPSeeOther(location=request.route_url('home'), headers=headers)
 
 
 @view_config(route_name='account', permission='view')
 def account(request):
     return page(request, f'The account of {escape(request.identity.name)}.')
+
+
+@view_config(route_name='password', request_method='GET', permission='view')
+def password_form(request):
+    return page(request, PASSWORD_FORM.format(token=get_csrf_token(request)))
+
+
+@view_config(route_name='password', request_method='POST',
+             permission='view')
+def change_password(request):
+    user = request.identity
+    if not user.check_password(request.POST.get('old', '')):
+        request.session.flash('Wrong password.')
+        form = PASSWORD_FORM.format(token=get_csrf_token(request))
+        return page(request, form, status=400)
+    user.set_password(request.POST['new'])
+    # whoever knew the old password is logged out everywhere but here
+    others = revoke_user_sessions(request, user.id, keep_current=True)
+    request.session.flash(f'Password changed; {others} other session(s) '
+                          f'logged out.')
+    return HTTPSeeOther(location=request.route_url('home'))
