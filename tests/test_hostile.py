@@ -168,10 +168,16 @@ HOSTILE_HEADER = '; '.join([COOKIE_NAME + 'a' * 4079 + '!'] * 64)
 HEADER_CPU_BUDGET = 0.050
 
 
-def cpu_seconds(call):
-    started = time.process_time()
-    call()
-    return time.process_time() - started
+def cpu_seconds(call, tries=3):
+    """The least CPU time of ``tries`` calls: a loaded machine's noise
+    (caches, another process's threads) only adds, and the quadratic
+    parse this guards against is slow every time."""
+    spent = []
+    for _ in range(tries):
+        started = time.process_time()
+        call()
+        spent.append(time.process_time() - started)
+    return min(spent)
 
 
 def test_a_huge_hostile_cookie_header_costs_little_cpu(app):
