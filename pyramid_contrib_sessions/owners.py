@@ -13,7 +13,8 @@ store files the session under, the SHA-256 of its id. The handle is not
 the id: it cannot be turned back into one, so it cannot be sent as a
 cookie or open the session; it can only name the session to
 :func:`~pyramid_contrib_sessions.revoke_session`, which deletes it only
-for the owner it belongs to. It is as safe to show its owner as the times
+for the owner it belongs to (by default, the owner of the request's own
+session: the user logged in). It is as safe to show its owner as the times
 are. No IP address or user agent is stored: they are personal data, and
 the times tell the devices apart well enough for "log out the others".
 """
@@ -107,16 +108,23 @@ def revoke_user_sessions(request, userid, keep_current=False):
     return revoked + len(others)
 
 
-def revoke_session(request, handle, *, userid):
+def revoke_session(request, handle, *, userid=None):
     """Delete the session ``handle`` names (the ``handle`` of a
     :class:`~pyramid_contrib_sessions.UserSession`) when the request's
-    transaction commits, if it is a live session of
-    ``userid``; whether it is. Asking for the owner keeps a user from
-    revoking another user's session with a handle that is not theirs."""
+    transaction commits, if it is a live session of ``userid``; whether
+    it is. Checking the owner keeps a user from revoking another user's
+    session with a handle that is not theirs.
+
+    ``userid`` defaults to the owner of the request's own session: the
+    user :class:`~pyramid_contrib_sessions.SessionAuthenticationHelper`
+    logged in. A request whose session has no owner (anonymous) revokes
+    nothing. Give ``userid`` where users are authenticated otherwise."""
     factory = our_factory(request)
     store = owner_index(factory)
-    owner = owner_of(userid)
-    if not (isinstance(handle, str) and is_store_key(handle)):
+    owner = (_owner_of_the_request(request) if userid is None
+             else owner_of(userid))
+    if owner is None or not (isinstance(handle, str)
+                             and is_store_key(handle)):
         return False
     record = store.load(handle)
     if (record is None or record.owner != owner
@@ -168,6 +176,11 @@ def owner_index(factory):
             f'index of sessions by owner: it does not provide '
             f'pyramid_contrib_sessions.interfaces.IOwnerIndexingStore')
     return store
+
+
+def _owner_of_the_request(request):
+    """The owner of the request's session (``None`` for none)."""
+    return getattr(request.session, 'owner', None)
 
 
 def _current_key(request):

@@ -97,6 +97,7 @@ def assert_usage_error(result, reason):
     assert 'Traceback' not in result.stderr
     last_line = result.stderr.rstrip('\n').splitlines()[-1]
     assert last_line.startswith('clearsessions: ')
+    assert 'error:' not in last_line  # argparse's, read as the others
     assert reason in last_line
 
 

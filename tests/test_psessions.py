@@ -1,8 +1,12 @@
-"""``psessions``, the console script, run as a subprocess against a real
-``.ini`` file: users log in on devices through a real application, the
-script lists and revokes their sessions, and a revoked cookie finds
-nothing afterwards through the application."""
+"""``psessions``, the console script, against a real ``.ini`` file: run
+as a subprocess, users logging in on devices through a real application,
+the script listing and revoking their sessions, and a revoked cookie
+finding nothing afterwards through the application; its ``main()`` run
+in this process for its exit statuses and what it prints; beside the
+demo served by ``pserve``, with ``pshell`` doing the same by hand."""
 import json
+import re
+import subprocess
 
 import pytest
 import transaction
@@ -10,10 +14,15 @@ from webtest import TestApp
 
 from pyramid_contrib_sessions import SessionFactory, revoke_handles
 from pyramid_contrib_sessions.keys import store_key
+from pyramid_contrib_sessions.scripts.psessions import main
 from pyramid_contrib_sessions.settings import parse_settings
 
 from tests.support.accounts_app import SECRET, accounts_apps
-from tests.support.script_support import run_script, write_ini
+from tests.support.fault_proxy import free_port
+from tests.support.script_support import (
+    SCRIPT_TIMEOUT, run_script, script_path, write_ini)
+from tests.support.served_demo import (
+    demo_ini, log_in as log_in_to_demo, logged_in_as, served_demo)
 
 COOKIE = 'sessionid'
 SCRIPT_BACKENDS = ['file', 'sqlite', 'redis', 'zodb']
@@ -92,40 +101,13 @@ def test_list_then_revoke_one_then_the_rest(settings, tmp_path):
     assert json_of(psessions(ini, 'list', 'alice', '--json')) == []
 
 
-def test_plain_output(backend_file, tmp_path):
-    cookie, = log_in(backend_file, 'alice')
-    ini = app_ini(tmp_path, backend_file)
-    listed = psessions(ini, 'list', 'alice')
-    assert (listed.returncode, listed.stderr) == (0, '')
-    line, summary = listed.stdout.splitlines()
-    assert line.startswith(f'{handle_of(cookie)}  created ')
-    assert summary == '1 live session of alice'
-    revoked = psessions(ini, 'revoke', 'alice')
-    assert (revoked.returncode, revoked.stdout) == (0, 'revoked 1 session\n')
-
-
-def test_an_unknown_user_or_handle_finds_nothing(backend_file, tmp_path):
-    log_in(backend_file, 'alice')
-    ini = app_ini(tmp_path, backend_file)
-    assert json_of(psessions(ini, 'list', 'nobody', '--json')) == []
-    assert json_of(psessions(ini, 'revoke', '--handle', 'f' * 64,
-                             '--json')) == {'revoked': 0}
-
-
-def test_the_app_section_is_named_in_the_uri(backend_file, tmp_path):
-    log_in(backend_file, 'alice')
-    ini = app_ini(tmp_path, backend_file, section='sessions')
-    assert len(json_of(psessions(f'{ini}#sessions', 'list', 'alice',
-                                 '--json'))) == 1
-
-
 def assert_fails(result, status, reason):
     """Exit ``status``, nothing on stdout, and a line of error naming
-    ``reason`` last on stderr (argparse's names the subcommand too)."""
+    ``reason`` last on stderr."""
     assert (result.returncode, result.stdout) == (status, '')
     assert 'Traceback' not in result.stderr
     last_line = result.stderr.rstrip('\n').splitlines()[-1]
-    assert last_line.startswith('psessions')
+    assert last_line.startswith('psessions: ')
     assert reason in last_line
 
 
@@ -135,28 +117,6 @@ def test_the_cookie_backend_has_no_sessions_to_list(tmp_path):
         assert_fails(psessions(ini, *args), 2,
                      'the cookie backend keeps each session in its '
                      "user's browser")
-
-
-@pytest.mark.parametrize('args, reason', [
-    (['{missing}', 'list', 'alice'], 'No such file or directory'),
-    (['{ini}#nope', 'list', 'alice'], "No section 'nope'"),
-    (['{ini}', 'revoke'], 'revoke takes a USERID or --handle HANDLE'),
-    (['{ini}', 'revoke', 'alice', '--handle', 'x'],
-     'revoke takes a USERID or --handle HANDLE'),
-    (['{ini}', 'list'], 'the following arguments are required: userid'),
-    (['{ini}', 'list', 'a\nb'], 'cannot own a session'),
-], ids=['missing-file', 'wrong-app-name', 'revoke-nothing',
-        'revoke-both', 'list-nobody', 'bad-userid'])
-def test_bad_arguments_exit_2(backend_file, tmp_path, args, reason):
-    places = {'ini': app_ini(tmp_path, backend_file),
-              'missing': str(tmp_path / 'missing.ini')}
-    result = psessions(*[arg.format(**places) for arg in args])
-    assert_fails(result, 2, reason)
-
-
-def test_bad_settings_exit_2_naming_the_key(tmp_path):
-    ini = app_ini(tmp_path, {'sessions.backend': 'sql'})
-    assert_fails(psessions(ini, 'list', 'alice'), 2, 'sessions.sql.url: ')
 
 
 def test_an_aborted_revocation_revokes_nothing(backend_sqlite):
@@ -172,3 +132,216 @@ def test_an_aborted_revocation_revokes_nothing(backend_sqlite):
     finally:
         factory.close()
     assert who_is_logged_in(backend_sqlite, [cookie]) == ['alice']
+
+
+# main() run in this process: exit statuses, and what it prints where
+
+ISO_TIME = r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00'
+LISTED_LINE = re.compile(rf'[0-9a-f]{{64}}  created {ISO_TIME}  accessed '
+                         rf'{ISO_TIME}  expires {ISO_TIME}')
+
+
+def run_main(capsys, *args):
+    """``psessions ARGS`` run by its ``main()`` here: the exit status,
+    stdout and stderr."""
+    status = main(['psessions', *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_main_lists_and_revokes_printing_on_stdout(backend_file, tmp_path,
+                                                   capsys):
+    phone, laptop, bob = log_in(backend_file, 'alice', 'alice', 'bob')
+    ini = app_ini(tmp_path, backend_file)
+
+    status, out, err = run_main(capsys, ini, 'list', 'alice')
+    assert (status, err) == (0, '')
+    *lines, summary = out.splitlines()
+    assert all(LISTED_LINE.fullmatch(line) for line in lines), lines
+    assert sorted(line[:64] for line in lines) == sorted(
+        [handle_of(phone), handle_of(laptop)])
+    assert summary == '2 live sessions of alice'
+    status, out, err = run_main(capsys, ini, 'list', 'alice', '--json')
+    assert (status, err) == (0, '')
+    assert [set(row) for row in json.loads(out)] == [
+        {'handle', 'created', 'accessed', 'expires'}] * 2
+
+    assert run_main(capsys, ini, 'revoke', '--handle', handle_of(phone)) == (
+        0, 'revoked 1 session\n', '')
+    assert run_main(capsys, ini, 'revoke', '--handle', handle_of(phone),
+                    '--json') == (0, '{"revoked": 0}\n', '')
+    assert run_main(capsys, ini, 'revoke', 'alice') == (
+        0, 'revoked 1 session\n', '')
+    assert run_main(capsys, ini, 'revoke', 'alice') == (
+        0, 'revoked 0 sessions\n', '')
+    assert run_main(capsys, ini, 'list', 'alice') == (
+        0, '0 live sessions of alice\n', '')
+    assert run_main(capsys, ini, 'list', 'alice', '--json') == (
+        0, '[]\n', '')
+    assert who_is_logged_in(backend_file, [phone, laptop, bob]) == [
+        None, None, 'bob']
+
+
+def test_main_reads_the_app_section_the_uri_or_app_name_names(
+        backend_file, tmp_path, capsys):
+    log_in(backend_file, 'alice')
+    ini = app_ini(tmp_path, backend_file, section='sessions')
+    for where in ([f'{ini}#sessions'], [ini, '--app-name', 'sessions']):
+        status, out, err = run_main(capsys, *where, 'list', 'alice')
+        assert (status, out.splitlines()[-1], err) == (
+            0, '1 live session of alice', '')
+
+
+def test_help_exits_0(capsys):
+    for args in (['--help'], ['app.ini', 'revoke', '--help']):
+        status, out, err = run_main(capsys, *args)
+        assert (status, err) == (0, '')
+        assert out.startswith('usage: psessions ')
+    assert '--handle HANDLE  the handle of one session' in out
+
+
+TOP = 'psessions [-h]'
+LIST = 'psessions config_uri list '
+REVOKE = 'psessions config_uri revoke '
+EITHER = 'revoke takes a USERID or --handle HANDLE, not both or neither'
+
+
+@pytest.mark.parametrize('args, usage, reason', [
+    ([], TOP, 'the following arguments are required: config_uri, command'),
+    (['app.ini'], TOP, 'the following arguments are required: command'),
+    (['app.ini', 'frob'], TOP, "argument command: invalid choice: 'frob'"),
+    (['app.ini', 'list', 'alice', '--bogus'], TOP,
+     'unrecognized arguments: --bogus'),
+    (['app.ini', 'list'], LIST,
+     'the following arguments are required: USERID'),
+    (['app.ini', 'revoke'], REVOKE, EITHER),
+    (['app.ini', 'revoke', 'alice', '--handle', 'x'], REVOKE, EITHER),
+    (['app.ini', 'revoke', '--handle'], REVOKE,
+     'argument --handle: expected one argument'),
+], ids=['nothing', 'no-command', 'unknown-command', 'unknown-option',
+        'list-nobody', 'revoke-nothing', 'revoke-both',
+        'handle-without-value'])
+def test_bad_arguments_exit_2_after_the_usage(capsys, args, usage, reason):
+    """The usage of the (sub)command misused, then the reason on a line
+    of the command's own, as its other errors read."""
+    status, out, err = run_main(capsys, *args)
+    assert (status, out) == (2, '')
+    assert err.startswith(f'usage: {usage}')
+    assert err.splitlines()[-1].startswith(f'psessions: {reason}')
+    assert 'error:' not in err
+
+
+def assert_one_line_error(result, status, start):
+    """Exit ``status``, nothing on stdout, and one line of stderr starting
+    with ``start``."""
+    assert result[:2] == (status, '')
+    assert result[2].count('\n') == 1, result[2]
+    assert result[2].startswith(f'psessions: {start}'), result[2]
+
+
+@pytest.mark.parametrize('args, start', [
+    (['{missing}', 'list', 'alice'],
+     "{missing}: [Errno 2] No such file or directory: '{missing}'"),
+    (['{ini}#nope', 'list', 'alice'], "{ini}#nope: No section 'nope'"),
+    (['{ini}', '--app-name', 'nope', 'revoke', 'alice'],
+     "{ini}: No section 'nope'"),
+    (['{ini}', 'list', 'a\nb'], "'a\\nb' cannot own a session"),
+    (['{ini}', 'revoke', 'x' * 256], f"'{'x' * 256}' cannot own a session"),
+], ids=['missing-file', 'wrong-app-in-uri', 'wrong-app-name',
+        'control-character', 'too-long'])
+def test_a_bad_file_or_userid_exits_2_on_one_line(backend_file, tmp_path,
+                                                  capsys, args, start):
+    places = {'ini': app_ini(tmp_path, backend_file),
+              'missing': str(tmp_path / 'missing.ini')}
+    result = run_main(capsys, *[arg.format(**places) for arg in args])
+    assert_one_line_error(result, 2, start.format(**places))
+
+
+@pytest.mark.parametrize('settings, start', [
+    ({'sessions.backend': 'sql'}, 'sessions.sql.url: '),
+    ({'sessions.backend': 'file', 'sessions.file.path': '/tmp',
+      'sessions.timeout': 'soon'},
+     "sessions.timeout: 'soon' is not a whole number of seconds"),
+    ({'sessions.backend': 'nosuch'}, 'sessions.backend: '),
+], ids=['missing-sql-url', 'bad-timeout', 'unknown-backend'])
+def test_bad_settings_exit_2_naming_the_key(tmp_path, capsys, settings,
+                                            start):
+    ini = app_ini(tmp_path, settings)
+    assert_one_line_error(run_main(capsys, ini, 'list', 'alice'), 2, start)
+
+
+@pytest.mark.parametrize('args', [
+    ['list', 'alice', '--json'], ['revoke', 'alice'],
+    ['revoke', '--handle', 'f' * 64]], ids=['list', 'revoke', 'handle'])
+@pytest.mark.parametrize('backend', ['redis', 'postgresql'])
+def test_a_store_that_is_down_exits_1(tmp_path, capsys, backend, args):
+    port = free_port()
+    settings, start = {
+        'redis': ({'sessions.backend': 'cache',
+                   'sessions.cache.url': f'redis://127.0.0.1:{port}/0'},
+                  f"sessions.cache.url: 'redis://127.0.0.1:{port}/0': "
+                  f"cannot reach the redis server at 127.0.0.1:{port}"),
+        'postgresql': ({'sessions.backend': 'sql', 'sessions.sql.url':
+                        f'postgresql+psycopg://127.0.0.1:{port}/test'},
+                       'sessions.sql.url: sql backend: cannot '),
+    }[backend]
+    result = run_main(capsys, app_ini(tmp_path, settings), *args)
+    assert_one_line_error(result, 1, start)
+
+
+# beside the demo served by pserve, on its default store (a FileStorage)
+
+def test_beside_the_application_holding_a_zodb_file_it_exits_1(tmp_path):
+    """A FileStorage opens in one process at a time: the message names
+    the file, says it is in use, and what to do instead."""
+    ini, port = demo_ini(tmp_path)
+    with served_demo(ini, port) as url:
+        cookie = log_in_to_demo(url, 'alice')
+        for args in (['list', 'alice'],
+                     ['revoke', '--handle', handle_of(cookie)]):
+            result = psessions(ini, *args)
+            assert_fails(result, 1, 'zodb backend: the sessions database '
+                                    f'{tmp_path}/var/sessions.fs is in use '
+                                    f'by another process (pid ')
+            assert 'serve them through ZEO' in result.stderr
+            assert 'stop the process holding the file first' in result.stderr
+        assert logged_in_as(url, cookie) == 'alice'
+
+
+def test_pshell_lists_and_revokes_a_users_sessions(tmp_path):
+    """The recipe of the docs, with the application stopped (the demo's
+    FileStorage opens in one process at a time); its effect seen through
+    the application started again."""
+    ini, port = demo_ini(tmp_path)
+    with served_demo(ini, port) as url:
+        phone, laptop, bob = (log_in_to_demo(url, name)
+                              for name in ('alice', 'alice', 'bob'))
+    commands = '''\
+from pyramid_contrib_sessions import revoke_session, revoke_user_sessions
+from pyramid_contrib_sessions import user_sessions
+devices = user_sessions(request, 'alice')
+print('listed', len(devices))
+with request.tm:
+    print('anonymous', revoke_session(request, devices[0].handle))
+
+with request.tm:
+    print('named', revoke_session(request, devices[0].handle,
+                                  userid='alice'))
+
+with request.tm:
+    print('the rest', revoke_user_sessions(request, 'alice'))
+
+print('left', user_sessions(request, 'alice'))
+'''
+    shell = subprocess.run([script_path('pshell'), ini], input=commands,
+                           capture_output=True, text=True,
+                           timeout=SCRIPT_TIMEOUT)
+    assert shell.returncode == 0, shell.stderr
+    assert 'Traceback' not in shell.stderr, shell.stderr
+    printed = re.findall(r'(?:>>> |\.\.\. )*(\w[\w ]*) (\S+)$',
+                         shell.stdout, re.MULTILINE)
+    assert printed == [('listed', '2'), ('anonymous', 'False'),
+                       ('named', 'True'), ('the rest', '1'), ('left', '[]')]
+    with served_demo(ini, port) as url:
+        assert [logged_in_as(url, cookie) for cookie in (
+            phone, laptop, bob)] == [None, None, 'bob']

@@ -30,6 +30,13 @@ def devices(app, userid):
     return clients
 
 
+def current_handle(client):
+    """The handle of the session of ``client``."""
+    return next(device['handle']
+                for device in client.get('/devices').json['devices']
+                if device['current'])
+
+
 def whoami(client):
     return client.get('/whoami').json['userid']
 
@@ -94,9 +101,7 @@ def test_a_revocation_in_an_aborted_transaction_revokes_nothing(apps):
 def test_one_session_is_revoked_by_its_handle(apps):
     app = apps()
     phone, laptop, _ = devices(app, 'alice')
-    handle = next(device['handle']
-                  for device in phone.get('/devices').json['devices']
-                  if device['current'])
+    handle = current_handle(phone)
     assert laptop.get('/revoke', {'handle': handle}).json['revoked'] is True
     assert whoami(phone) is None
     assert len(laptop.get('/devices').json['devices']) == 2
@@ -111,6 +116,38 @@ def test_a_handle_of_another_user_revokes_nothing(apps):
         assert mallory.get('/revoke', {'handle': guess}).json[
             'revoked'] is False
     assert whoami(alice) == 'alice'
+
+
+def test_an_anonymous_request_revokes_nothing(apps):
+    """Without a userid, revoke_session acts for the owner of the
+    request's session: an anonymous one (a session of its own, none, or
+    one logged out) has none."""
+    app = apps()
+    alice = devices(app, 'alice')[0]
+    handle = current_handle(alice)
+    with_a_session, without_one, logged_out = (
+        TestApp(app.app) for _ in range(3))
+    with_a_session.get('/set', {'key': 'cart', 'value': 'apple'})
+    logged_out.get('/login', {'userid': 'alice'})
+    logged_out.get('/logout')
+    for anonymous in (with_a_session, without_one, logged_out):
+        assert anonymous.get('/revoke', {'handle': handle}).json[
+            'revoked'] is False
+    assert whoami(alice) == 'alice'
+
+
+def test_an_application_that_authenticates_otherwise_names_the_user(
+        apps):
+    app = apps()
+    phone = devices(app, 'alice')[0]
+    handle = current_handle(phone)
+    api_client = TestApp(app.app)  # its session has no owner
+    assert api_client.get('/revoke_as', {'handle': handle, 'as': 'bob'}
+                          ).json['revoked'] is False
+    assert whoami(phone) == 'alice'
+    assert api_client.get('/revoke_as', {'handle': handle, 'as': 'alice'}
+                          ).json['revoked'] is True
+    assert whoami(phone) is None
 
 
 def test_a_handle_is_no_cookie(apps):

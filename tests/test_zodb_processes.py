@@ -4,12 +4,8 @@ across restarts, with real processes: ``pserve`` serving the demo, a
 ``initialize_db``-style script followed by a start, and one process that
 builds the application twice."""
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 from ZODB.FileStorage import FileStorage
@@ -17,11 +13,8 @@ from ZODB.FileStorage import FileStorage
 from tests.support.app import make_app
 from tests.support.functional_support import (
     get_with_cookie, session_cookie, session_factory)
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
-START_TIMEOUT = 30  # seconds for pserve to listen; it takes about one
-RUN_TIMEOUT = 60  # seconds for a script; each takes about one
+from tests.support.served_demo import (
+    BIN, ROOT, RUN_TIMEOUT, demo_ini, served_demo, visit)
 
 # What a cookiecutter project's scripts do: bootstrap() the application
 # from its .ini file, work, close the environment.
@@ -49,21 +42,6 @@ env['closer']()
 '''
 
 
-def demo_ini(directory):
-    """A copy of development.ini in ``directory`` (its sessions in
-    ``directory/var/sessions.fs``) serving on a free port; the path and
-    the port."""
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        port = probe.getsockname()[1]
-    text = open(os.path.join(ROOT, 'development.ini')).read()
-    assert 'listen = localhost:6543' in text
-    path = directory / 'development.ini'
-    path.write_text(text.replace('listen = localhost:6543',
-                                 f'listen = 127.0.0.1:{port}'))
-    return str(path), port
-
-
 def run(command, stdin=None):
     return subprocess.run(command, capture_output=True, text=True,
                           input=stdin, timeout=RUN_TIMEOUT, cwd=ROOT)
@@ -73,49 +51,13 @@ def python(script, ini):
     return run([sys.executable, '-c', script, ini])
 
 
-def wait_for_port(port, server):
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            socket.create_connection(('127.0.0.1', port), timeout=1).close()
-            return
-        except OSError:
-            assert server.poll() is None, server.communicate()[1]
-            assert time.monotonic() < deadline, 'pserve did not listen'
-            time.sleep(0.1)
-
-
 @pytest.fixture
 def served(tmp_path):
     """``pserve`` serving the demo on a copy of development.ini; the path
-    of the .ini and the home page's URL. Stopped with Ctrl-C afterwards."""
+    of the .ini and the home page's URL."""
     ini, port = demo_ini(tmp_path)
-    server = subprocess.Popen([os.path.join(BIN, 'pserve'), ini],
-                              stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_port(port, server)
-        yield ini, f'http://127.0.0.1:{port}/'
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.communicate(timeout=RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
-
-
-def visit(url, cookie=None):
-    """GET the demo's home page (it counts visits in the session); the
-    session cookie it sets, or the one given."""
-    request = urllib.request.Request(url)
-    if cookie:
-        request.add_header('Cookie', cookie)
-    with urllib.request.urlopen(request, timeout=RUN_TIMEOUT) as response:
-        assert response.status == 200
-        set_cookie = response.headers.get('Set-Cookie')
-        page = response.read().decode()
-    return (set_cookie.split(';')[0] if set_cookie else cookie), page
+    with served_demo(ini, port) as url:
+        yield ini, url
 
 
 def test_scripts_and_pshell_start_beside_pserve_and_fail_clearly(served):

@@ -154,9 +154,10 @@ class SharedDatabase:
 
 WHAT_TO_USE_INSTEAD = (
     'To use sessions from a second process (pshell, a script, '
-    'clearsessions) while the application runs, serve them through ZEO '
-    '({uri_key} = zeo://host:port) or RelStorage, or choose '
-    'another backend (sql, cache, file)')
+    'clearsessions, psessions) while the application runs, serve them '
+    'through ZEO ({uri_key} = zeo://host:port) or RelStorage, or choose '
+    'another backend (sql, cache, file); otherwise stop the process '
+    'holding the file first')
 
 
 def _file_path(uri):

@@ -92,9 +92,9 @@ def logout(request):
 
 
 def revoke(request):
-    userid = request.authenticated_userid
-    if userid is not None and revoke_session(
-            request, request.POST.get('handle', ''), userid=userid):
+    # Only a session of the logged-in user (the owner of this session):
+    # an anonymous request, or a handle of another user's, revokes nothing.
+    if revoke_session(request, request.POST.get('handle', '')):
         request.session.flash('That device is logged out.')
     return back_home(request)
 

@@ -15,7 +15,7 @@ from ..exceptions import StoreError
 from ..interfaces import (
     INativelyExpiringStore, IPackableStore, ISessionCodec)
 from .common import (
-    EXIT_DONE, EXIT_STORE_FAILED, EXIT_USAGE, CommandFailed,
+    EXIT_DONE, EXIT_STORE_FAILED, EXIT_USAGE, CommandFailed, CommandParser,
     add_config_arguments, fail, load_options, one_line, open_factory)
 
 DEFAULT_BATCH_SIZE = 1000
@@ -34,7 +34,7 @@ class ClearSessionsCommand:
     settings in CONFIG_URI (an .ini file, optionally #app-section).
     Exit status: 0 done, 1 the store failed, 2 bad arguments or settings.
     """
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog='clearsessions',
         description=textwrap.dedent(description),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -64,8 +64,10 @@ class ClearSessionsCommand:
     def run(self):
         try:
             args = self.parser.parse_args(self.argv[1:])
-        except SystemExit as exit:  # argparse printed the usage
+        except SystemExit as exit:  # argparse printed the help
             return exit.code if exit.code else EXIT_DONE
+        except CommandFailed as error:  # after the usage
+            return self.fail(error.status, str(error))
         self.quiet = self.quiet or args.quiet
         if args.batch_size < 1:
             return self.fail(EXIT_USAGE, '--batch-size must be at least 1')

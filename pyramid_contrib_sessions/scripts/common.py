@@ -1,6 +1,7 @@
 """What the console scripts share: reading the ``sessions.*`` settings of
 an ``.ini`` file's app section without starting the application, opening
 the store, and their exit statuses and one-line errors."""
+import argparse
 import configparser
 import sys
 
@@ -20,6 +21,17 @@ class CommandFailed(Exception):
     def __init__(self, status, message):
         super().__init__(message)
         self.status = status
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser whose errors read as the command's others do,
+    ``prog: reason`` with the command's own name (argparse's would name
+    a subcommand's ``prog: error:``), after the usage of the (sub)command
+    that was misused."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        raise CommandFailed(EXIT_USAGE, message)
 
 
 def add_config_arguments(parser):

@@ -17,7 +17,7 @@ import transaction
 from ..exceptions import NoOwnerIndexError, StoreError
 from ..owners import owner_index, owner_of, revoke_handles, sessions_of
 from .common import (
-    EXIT_DONE, EXIT_STORE_FAILED, EXIT_USAGE, CommandFailed,
+    EXIT_DONE, EXIT_STORE_FAILED, EXIT_USAGE, CommandFailed, CommandParser,
     add_config_arguments, fail, load_options, one_line, open_factory)
 
 PROG = 'psessions'
@@ -25,23 +25,29 @@ PROG = 'psessions'
 
 def main(argv=sys.argv):
     """Run the command; return its exit status."""
-    parser = _parser()
     try:
-        args = parser.parse_args(argv[1:])
-    except SystemExit as exit:  # argparse printed the usage
+        return _run(_parse(argv[1:]))
+    except SystemExit as exit:  # argparse printed the help
         return exit.code if exit.code else EXIT_DONE
-    if args.command == 'revoke' and (args.userid is None) == (
-            args.handle is None):
-        return fail(PROG, EXIT_USAGE, 'revoke takes a USERID or --handle '
-                                      'HANDLE, not both or neither')
-    try:
-        return _run(args)
     except CommandFailed as error:
         return fail(PROG, error.status, str(error))
 
 
-def _parser():
-    parser = argparse.ArgumentParser(
+def _parse(arguments):
+    """The parsed ``arguments``; ``CommandFailed`` (exit 2) after the
+    usage for bad ones."""
+    parser, revoking = _parsers()
+    args = parser.parse_args(arguments)
+    if args.command == 'revoke' and (args.userid is None) == (
+            args.handle is None):
+        revoking.error('revoke takes a USERID or --handle HANDLE, not both '
+                       'or neither')
+    return args
+
+
+def _parsers():
+    """The command's parser, and its ``revoke`` subcommand's."""
+    parser = CommandParser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description=textwrap.dedent("""\
         List or revoke the sessions of a user, or revoke one session by
@@ -57,14 +63,14 @@ def _parser():
     commands = parser.add_subparsers(dest='command', required=True)
     listing = commands.add_parser('list', parents=[output],
                                   help="list a user's live sessions")
-    listing.add_argument('userid')
+    listing.add_argument('userid', metavar='USERID')
     revoking = commands.add_parser(
         'revoke', parents=[output],
         help="revoke a user's sessions, or one session by its handle")
-    revoking.add_argument('userid', nargs='?')
+    revoking.add_argument('userid', metavar='USERID', nargs='?')
     revoking.add_argument('--handle', help='the handle of one session, '
                                            'whoever owns it')
-    return parser
+    return parser, revoking
 
 
 def _run(args):

@@ -76,8 +76,14 @@ def view_revoke_all(request):
 
 def view_revoke(request):
     return _answer(request, revoked=revoke_session(
-        request, request.params['handle'],
-        userid=request.authenticated_userid))
+        request, request.params['handle']))
+
+
+def view_revoke_as(request):
+    """As an application that authenticates its users otherwise (an API
+    token, say) would: the userid given."""
+    return _answer(request, revoked=revoke_session(
+        request, request.params['handle'], userid=request.params['as']))
 
 
 def view_revoke_then_fail(request):
@@ -90,6 +96,7 @@ VIEWS = {'login': view_login, 'login_then_fail': view_login_then_fail,
          'logout': view_logout, 'whoami': view_whoami, 'set': view_set,
          'devices': view_devices, 'revoke_others': view_revoke_others,
          'revoke_all': view_revoke_all, 'revoke': view_revoke,
+         'revoke_as': view_revoke_as,
          'revoke_then_fail': view_revoke_then_fail}
 
 
