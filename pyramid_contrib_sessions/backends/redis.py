@@ -45,7 +45,10 @@ session's expiry. One script on that one key (``OWN``) files a key or
 moves its score later, prunes the members whose score is past and keeps
 the set's own TTL at its latest score; it runs before the change of the
 session, which lives under another key (on a Cluster, most likely in
-another slot): a write's record names its owner; a refresh of an owned
+another slot): a write's record names its owner. On one server (not a
+Cluster) a rewrite of an owned session runs it inside its own script
+(``WRITE_OWNED``), so a logged-in request sends no command more than
+another; a new session's write and a refresh of an owned
 session is sent twice, the first time only to learn the owner (the script
 leaves an owned record alone until told its index has been seen to), so a
 session without an owner costs what it did.
@@ -57,6 +60,7 @@ import re
 import time
 
 import redis
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from ..exceptions import StaleRecordError, StoreError
@@ -75,11 +79,30 @@ log = logging.getLogger(__name__)
 HEADER_LUA = "'^%[(%d+),([^,]*),[^,]*,[^,]*,(.*)$'"
 HEADER = re.compile(rb'\[(\d+),([^,]*),[^,]*,[^,]*,(.*)\Z', re.DOTALL)
 
+# A Lua function: file a session's store key (member) in an owner's
+# sorted set (set) until the time lasts (epoch seconds), given the time
+# now. Moves the entry's score later (never earlier), drops the entries
+# whose time is past, and has the set expire with its latest entry.
+FILE_ENTRY = """
+local function file_entry(set, member, lasts, now)
+  local score = redis.call('ZSCORE', set, member)
+  if not score or tonumber(score) < tonumber(lasts) then
+    redis.call('ZADD', set, lasts, member)
+  end
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', '(' .. now)
+  local latest = redis.call('ZRANGE', set, -1, -1, 'WITHSCORES')[2]
+  if latest then
+    redis.call('PEXPIREAT', set,
+               string.format('%d', math.ceil(tonumber(latest) * 1000)))
+  end
+end
+"""
+
 # ARGV: the version the writer read, the record's bytes, its TTL
 # (PEXPIREAT milliseconds), '1' when sent again after a lost reply. Returns
 # {1, the bytes replaced} when written, {0, the bytes stored} when stale
 # (false: no record), {2} when a send again finds the first one's write.
-WRITE = LuaScript(f"""
+WRITE_LUA = f"""
 local stored = redis.call('GET', KEYS[1])
 if ARGV[4] == '1' and stored == ARGV[2] then return {{2, false}} end
 if not (stored and string.match(stored, {HEADER_LUA}) == ARGV[1]) then
@@ -88,7 +111,14 @@ end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return {{1, stored}}
-""")
+"""
+WRITE = LuaScript(WRITE_LUA)
+# WRITE of a session with an owner on one server: KEYS[2], the owner's
+# sorted set, files the session's store key ARGV[5] until ARGV[6], the
+# time now ARGV[7], first, in the same script: no command more per write.
+WRITE_OWNED = LuaScript(FILE_ENTRY + """
+file_entry(KEYS[2], ARGV[5], ARGV[6], ARGV[7])
+""" + WRITE_LUA)
 
 # ARGV: the version the refresh was made from, accessed, expires (as the
 # header writes them), the new TTL, '1' once the owner's index has the
@@ -118,20 +148,9 @@ return stored
 """)
 
 # KEYS[1]: an owner's sorted set. ARGV: a session's store key, the time
-# (epoch seconds) its entry must last until, the time now. Moves the
-# entry's score later (never earlier), drops the entries whose time is
-# past, and has the set expire with its latest entry.
-OWN = LuaScript("""
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score or tonumber(score) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
-if latest then
-  redis.call('PEXPIREAT', KEYS[1],
-             string.format('%d', math.ceil(tonumber(latest) * 1000)))
-end
+# its entry must last until, the time now (see FILE_ENTRY).
+OWN = LuaScript(FILE_ENTRY + """
+file_entry(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 """)
 
 # Undoes one change, only while the record is still the bytes it left.
@@ -183,6 +202,9 @@ class RedisStore(CacheStore):
         self._endpoint = endpoint
         self._client = endpoint.client
         self._commands = commands_for(endpoint.client)
+        # every key on one server (not a Cluster): a script may change a
+        # session and its owner's index together
+        self._one_server = not isinstance(endpoint.client, RedisCluster)
 
     @classmethod
     def connect(cls, config):
@@ -236,20 +258,35 @@ class RedisStore(CacheStore):
         name = self.server_key(key)
         item = record_to_bytes(record)
         with self._talking():
-            self._file_owner(record, key)
             if expected_version is None:
+                self._file_owner(record, key)
                 outcome, before = _sent(lambda again: self._add(
                     name, item, record.expires, again))
             else:
-                outcome, before = _sent(lambda again: self._commands.run(
-                    WRITE, [name], [str(expected_version), item,
-                                    ttl_at(record.expires),
-                                    '1' if again else '0']))
+                outcome, before = self._rewrite(name, key, record, item,
+                                                expected_version)
         if outcome == STALE:
             raise StaleRecordError(self.record_of(before))
         if outcome == WRITTEN_UNSEEN:
             return AppliedChange(_cannot_undo)
         return AppliedChange(lambda: self._undo(name, item, before))
+
+    def _rewrite(self, name, key, record, item, expected_version):
+        """The WRITE script's reply: with the owner's index entry filed
+        in the same script on one server, by a command before it on a
+        Cluster (the two keys live in different slots)."""
+        keys = [name]
+        arguments = [str(expected_version), item, ttl_at(record.expires)]
+        script = WRITE
+        if record.owner is not None and self._one_server:
+            script = WRITE_OWNED
+            keys.append(self.owner_key(record.owner))
+            entry = [key, _number(record.expires), _number(time.time())]
+        else:
+            self._file_owner(record, key)
+            entry = []
+        return _sent(lambda again: self._commands.run(
+            script, keys, [*arguments, '1' if again else '0', *entry]))
 
     def _add(self, name, item, expires, again):
         """Store a new record unless there is one (no script needed):
