@@ -73,7 +73,7 @@ import threading
 import time
 from functools import partial
 
-from pymemcache.client.base import PooledClient
+from pymemcache.client.base import Client, PooledClient
 from pymemcache.client.rendezvous import RendezvousHash
 from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
@@ -194,20 +194,37 @@ class MemcachedStore(CacheStore):
 
     def _send(self, name, command, *args, **kwargs):
         """:meth:`_call`, returning ``(reply, sent again)``: a command whose
-        connection broke is sent once more on a fresh one."""
+        pooled connection broke is sent once more on a new connection of
+        its own, never on another pooled one (when the server restarted,
+        every connection the pool keeps idle is as broken: each is dropped
+        as a command finds it so)."""
         address = self._only_address or self._hash.get_node(name)
-        for attempt in (1, 2):
-            client = self._clients()[address]
-            try:
-                return (getattr(client, command)(name, *args, **kwargs),
-                        attempt == 2)
-            except RECONNECTABLE as error:
-                if attempt == 2:
-                    raise _unreachable(address, error) from error
-            except OSError as error:
-                raise _unreachable(address, error) from error
-            except MemcacheError as error:
-                raise _refused(address, error) from error
+        try:
+            return self._run(address, self._clients()[address], command,
+                             name, *args, **kwargs), False
+        except RECONNECTABLE:
+            pass  # the pool has dropped it
+        client = Client(self._servers[address], **self._client_options)
+        try:
+            return self._run(address, client, command, name, *args,
+                             **kwargs), True
+        except RECONNECTABLE as error:
+            raise _unreachable(address, error) from error
+        finally:
+            client.close()
+
+    @staticmethod
+    def _run(address, client, command, *args, **kwargs):
+        """``command`` through ``client``; a broken connection is raised
+        as it is, the other errors as a StoreError naming the server."""
+        try:
+            return getattr(client, command)(*args, **kwargs)
+        except RECONNECTABLE:
+            raise
+        except OSError as error:
+            raise _unreachable(address, error) from error
+        except MemcacheError as error:
+            raise _refused(address, error) from error
 
     def _gets(self, name):
         return self._call(name, 'gets')
@@ -350,8 +367,8 @@ def _entries(item, now):
 def _unreachable(address, error):
     return StoreError(
         f'memcached backend: cannot reach the server at {address} '
-        f'({error or type(error).__name__}); its sessions are unavailable '
-        f'until it answers again')
+        f'({str(error) or type(error).__name__}); its sessions are '
+        f'unavailable until it answers again')
 
 
 def _refused(address, error):
