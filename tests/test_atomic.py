@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 import sqlalchemy as sa
-from webtest import TestApp
 
 from pyramid_contrib_sessions.exceptions import (
     SessionConflictError, StoreError)
@@ -29,7 +28,8 @@ from pyramid_contrib_sessions.exceptions import (
 from tests.support.backends import (
     POSTGRESQL_URL, SERVER_SIDE_BACKENDS, require_server)
 from tests.support.fault_proxy import free_port
-from tests.support.functional_support import session_cookie, session_factory
+from tests.support.functional_support import (
+    client_with_cookie, session_cookie, session_factory)
 from tests.support.sqlalchemy_app import Notes, make_notes_app
 
 APPLICATION_DATABASES = ['sqlite', 'postgresql', 'postgresql-twophase']
@@ -110,8 +110,7 @@ def test_a_same_key_conflict_with_a_request_that_committed_first(backend,
     app, cookies = started(backend[1], notes)
 
     def rival():  # another client of the session, done before we commit
-        other = TestApp(app.app)
-        other.set_cookie('sessionid', session_cookie(app))
+        other = client_with_cookie(app.app, session_cookie(app))
         thread = threading.Thread(target=other.get, args=(
             '/set', {'key': 'notes', 'value': '100'}))
         thread.start()
@@ -254,8 +253,7 @@ def note_adder(wsgi_app, cookie, count):
     """A job: a client of the session adds ``count`` notes; returns how
     many requests answered 200."""
     def job():
-        client = TestApp(wsgi_app)
-        client.set_cookie('sessionid', cookie)
+        client = client_with_cookie(wsgi_app, cookie)
         answered = 0
         for number in range(count):
             try:

@@ -29,7 +29,7 @@ from tests.support.app import make_app, make_wsgi_app
 from tests.support.cache_servers import RedisServer, server_of
 from tests.support.fault_proxy import free_port
 from tests.support.functional_support import (
-    age_session, current_record, session_cookie, session_factory)
+    age_session, client_with_cookie, current_record, session_cookie)
 
 
 CACHE_BACKENDS = ['redis', 'redis_cluster', 'redis_sentinel', 'memcached',
@@ -390,13 +390,8 @@ def clients_of_one_session(settings, count, retry_attempts):
     wsgi_app = make_wsgi_app(settings, retry_attempts=retry_attempts)
     first = TestApp(wsgi_app)
     first.get('/set', {'key': 'started', 'value': 'true'})
-    name = session_factory(first).options.cookie_name
-    clients = []
-    for _ in range(count):
-        client = TestApp(wsgi_app)
-        client.set_cookie(name, session_cookie(first))
-        clients.append(client)
-    return first, clients
+    return first, [client_with_cookie(wsgi_app, session_cookie(first))
+                   for _ in range(count)]
 
 
 WRITERS, INCREMENTS = 8, 25

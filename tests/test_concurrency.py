@@ -16,7 +16,8 @@ from pyramid_contrib_sessions.exceptions import SessionConflictError
 
 from tests.support.app import make_app
 from tests.support.functional_support import (
-    app_counting_retries, session_cookie, session_factory)
+    app_counting_retries, client_with_cookie, session_cookie,
+    session_factory)
 
 THREADS = 8
 INCREMENTS = 25
@@ -27,15 +28,13 @@ INCREMENTS = 25
 # replays no unlucky streak can exhaust the retries, so the tests check the
 # sums, not the luck.
 RETRY_ATTEMPTS = (THREADS - 1) * INCREMENTS + 1
-COOKIE_NAME = 'sessionid'
 
 
 def client(wsgi_app, cookie=None):
     """A WebTest client of its own, presenting ``cookie`` if given."""
-    browser = TestApp(wsgi_app)
-    if cookie is not None:
-        browser.set_cookie(COOKIE_NAME, cookie)
-    return browser
+    if cookie is None:
+        return TestApp(wsgi_app)
+    return client_with_cookie(wsgi_app, cookie)
 
 
 def in_parallel(jobs):

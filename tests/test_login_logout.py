@@ -3,13 +3,14 @@ package's ``SessionAuthenticationHelper``: log in renews the session id
 (the cookie from before log in finds nothing afterwards), log out kills
 it, and a log in whose transaction aborts leaves everything as it was."""
 import pytest
-from webtest import TestApp
 
 from pyramid_contrib_sessions import SessionAuthenticationHelper
 from pyramid_contrib_sessions import user_sessions
 from pyramid_contrib_sessions.exceptions import NoOwnerIndexError
 
 from tests.support.accounts_app import LoginFailed, accounts_apps
+from tests.support.functional_support import (
+    client_with_cookie, get_with_cookie, presented_cookie)
 
 COOKIE = 'sessionid'
 
@@ -18,12 +19,6 @@ COOKIE = 'sessionid'
 def apps():
     with accounts_apps() as build:
         yield build
-
-
-def with_cookie(app, path, value, **params):
-    """GET ``path`` as another client presenting the cookie ``value``."""
-    return TestApp(app.app).get(path, params,
-                                headers={'Cookie': f'{COOKIE}={value}'})
 
 
 def test_log_in_renews_the_id_and_the_old_cookie_finds_nothing(
@@ -37,7 +32,7 @@ def test_log_in_renews_the_id_and_the_old_cookie_finds_nothing(
     assert app.cookies[COOKIE] != before
     assert app.get('/whoami').json['userid'] == 'alice'
     if any_backend['sessions.backend'] != 'cookie':  # the cookie is all
-        stale = with_cookie(app, '/whoami', before).json
+        stale = get_with_cookie(app, '/whoami', before).json
         assert stale == {'userid': None, 'data': {}, 'new': True}
 
 
@@ -46,9 +41,9 @@ def test_a_planted_id_never_becomes_a_logged_in_session(server_backend,
     attacker = apps(server_backend)
     attacker.get('/set', {'key': 'bait', 'value': 'x'})
     planted = attacker.cookies[COOKIE]
-    victim = TestApp(attacker.app)
-    victim.set_cookie(COOKIE, planted)
-    victim.get('/login', {'userid': 'victim'})
+    victim = client_with_cookie(attacker.app, planted)
+    logging_in = victim.get('/login', {'userid': 'victim'})
+    assert presented_cookie(logging_in) == planted
     assert victim.cookies[COOKIE] != planted
     assert attacker.get('/whoami').json['userid'] is None
 
@@ -61,7 +56,8 @@ def test_log_out_kills_the_id(any_backend, apps):
     assert 'Max-Age=0' in response.headers['Set-Cookie']
     assert app.get('/whoami').json['userid'] is None
     if any_backend['sessions.backend'] != 'cookie':
-        assert with_cookie(app, '/whoami', logged_in).json['userid'] is None
+        assert get_with_cookie(app, '/whoami', logged_in).json['userid'] \
+            is None
 
 
 def test_an_aborted_log_in_leaves_things_as_they_were(server_backend, apps):

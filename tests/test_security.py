@@ -27,8 +27,9 @@ from pyramid_contrib_sessions.keys import b64encode, store_key
 from tests.support.app import TEST_SECRET, make_app
 from tests.support.forgery import flip
 from tests.support.functional_support import (
-    current_record, get_with_cookie, session_cookie, session_factory,
-    set_cookies, spy_on, store_closed_after, the_set_cookie)
+    client_with_cookie, current_record, get_with_cookie, session_cookie,
+    session_factory, set_cookies, spy_on, store_closed_after,
+    the_set_cookie)
 
 NEW_SECRET = 'the-new-secret-that-signs-0123456789abcdef'
 OLD_SECRET = 'the-old-secret-still-verifying-0123456789'
@@ -179,8 +180,7 @@ def test_rotated_secret_verifies_old_cookies_and_signs_new_ones(any_backend):
         old_cookie = session_cookie(before)
     rotated = make_app(with_secrets(any_backend, NEW_SECRET, OLD_SECRET))
     with store_closed_after(rotated):
-        client = TestApp(rotated.app)
-        client.set_cookie('sessionid', old_cookie)
+        client = client_with_cookie(rotated.app, old_cookie)
         assert client.get('/incr').json['data'] == {'n': 2}
         new_cookie = session_cookie(client)
     assert new_cookie != old_cookie

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 import transaction
 from pyramid.exceptions import ConfigurationError
 from sqlalchemy.orm import sessionmaker
-from webtest import TestApp
 
 from pyramid_contrib_sessions import keys
 from pyramid_contrib_sessions.exceptions import (
@@ -29,7 +28,7 @@ from pyramid_contrib_sessions.record import SessionRecord
 
 from tests.support.app import ViewFailed, make_app
 from tests.support.functional_support import (
-    current_record, session_cookie, session_factory)
+    client_with_cookie, current_record, session_cookie, session_factory)
 from tests.support.sql_statements import Statements
 from tests.support.sqlalchemy_app import (
     Notes, current_app_dbsession, make_notes_app)
@@ -584,8 +583,7 @@ def test_shared_mode_in_a_test_fixture_writes_the_session_at_once(
 
 def note_adder(wsgi_app, cookie, count):
     def job():
-        client = TestApp(wsgi_app)
-        client.set_cookie('sessionid', cookie)
+        client = client_with_cookie(wsgi_app, cookie)
         for number in range(count):
             client.get('/note', {'text': f'note {number}'})
     return job

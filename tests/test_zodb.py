@@ -32,7 +32,8 @@ from pyramid_contrib_sessions.record import SessionRecord
 from tests.support.app import make_app
 from tests.support.fault_proxy import FaultProxy, free_port
 from tests.support.functional_support import (
-    age_session, app_counting_retries, current_record, session_factory)
+    age_session, app_counting_retries, client_with_cookie, current_record,
+    session_cookie, session_factory)
 from tests.support.zodb_support import ZEOServer
 
 WRITERS = 8
@@ -205,11 +206,8 @@ def in_parallel(jobs):
 def clients_of_one_session(wsgi_app):
     first = TestApp(wsgi_app)
     first.get('/set', params={'key': 'started', 'value': 'true'})
-    name = session_factory(first).options.cookie_name
-    clients = [first] + [TestApp(wsgi_app) for _ in range(WRITERS - 1)]
-    for client in clients[1:]:
-        client.set_cookie(name, first.cookies[name])
-    return clients
+    return [first] + [client_with_cookie(wsgi_app, session_cookie(first))
+                      for _ in range(WRITERS - 1)]
 
 
 def test_writers_of_different_sessions_never_retry(zodb_backend):

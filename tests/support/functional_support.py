@@ -2,6 +2,7 @@
 received, and what the store holds, read through the application's own
 session factory (never a second copy of its logic)."""
 import contextlib
+import http.cookiejar
 from dataclasses import dataclass, replace
 
 from pyramid.config import Configurator
@@ -10,6 +11,7 @@ from pyramid_retry import IBeforeRetry
 from webtest import TestApp
 
 from pyramid_contrib_sessions import SessionMiddleware
+from pyramid_contrib_sessions.cookies import read_cookie
 from pyramid_contrib_sessions.keys import store_key
 from pyramid_contrib_sessions.session import expiry_time
 
@@ -148,6 +150,40 @@ def get_with_cookie(app, path, cookie_value):
     name = session_factory(app).options.cookie_name
     return TestApp(app.app).get(path,
                                 headers={'Cookie': f'{name}={cookie_value}'})
+
+
+# Where a TestApp's cookie jar files the cookies the server sets: its
+# requests go to http://localhost, and the standard library's jar names a
+# dotless host so.
+SERVER_COOKIE_DOMAIN = 'localhost.local'
+
+
+def client_with_cookie(wsgi_app, cookie_value):
+    """A new client of ``wsgi_app`` holding the session cookie
+    ``cookie_value`` as a browser holds one the server set: presented as
+    is, and replaced by the next one the server sets.
+
+    Not WebTest's ``set_cookie``: it files the cookie, quoted, under a
+    domain of its own, so once the server sets the cookie the client
+    presents both, the planted value first (the one the server reads).
+    """
+    client = TestApp(wsgi_app)
+    client.cookiejar.set_cookie(http.cookiejar.Cookie(
+        version=0, name=session_factory(client).options.cookie_name,
+        value=cookie_value, port=None, port_specified=False,
+        domain=SERVER_COOKIE_DOMAIN, domain_specified=False,
+        domain_initial_dot=False, path='/', path_specified=True,
+        secure=False, expires=None, discard=True, comment=None,
+        comment_url=None, rest={}))
+    return client
+
+
+def presented_cookie(response):
+    """The session cookie value the request of ``response`` presented, as
+    the server reads it, or None: for a test that would pass as well if
+    its client presented no cookie at all."""
+    name = session_factory(response.test_app).options.cookie_name
+    return read_cookie(response.request.environ, name)
 
 
 def replace_session_cookie(app, value):
