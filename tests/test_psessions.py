@@ -19,6 +19,7 @@ from pyramid_contrib_sessions.settings import parse_settings
 
 from tests.support.accounts_app import SECRET, accounts_apps
 from tests.support.fault_proxy import free_port
+from tests.support.functional_support import client_with_cookie
 from tests.support.script_support import (
     SCRIPT_TIMEOUT, run_script, script_path, write_ini)
 from tests.support.served_demo import (
@@ -62,8 +63,7 @@ def who_is_logged_in(settings, cookies):
         app = build(settings)
         found = []
         for cookie in cookies:
-            client = TestApp(app.app)
-            client.set_cookie(COOKIE, cookie)
+            client = client_with_cookie(app.app, cookie)
             found.append(client.get('/whoami').json['userid'])
         return found
 

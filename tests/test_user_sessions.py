@@ -11,6 +11,8 @@ from pyramid_contrib_sessions.exceptions import SessionConflictError
 from pyramid_contrib_sessions.keys import store_key
 
 from tests.support.accounts_app import LoginFailed, accounts_apps
+from tests.support.functional_support import (
+    client_with_cookie, presented_cookie)
 
 COOKIE = 'sessionid'
 
@@ -81,8 +83,8 @@ def test_a_revoked_cookie_finds_nothing_in_another_process(apps):
     app = apps()
     phone, laptop, _ = devices(app, 'alice')
     stolen = phone.cookies[COOKIE]
-    elsewhere = TestApp(apps().app)  # a second application, same store
-    elsewhere.set_cookie(COOKIE, stolen)
+    # a second application, same store
+    elsewhere = client_with_cookie(apps().app, stolen)
     assert whoami(elsewhere) == 'alice'
     laptop.get('/revoke_others')
     assert whoami(elsewhere) is None
@@ -154,10 +156,9 @@ def test_a_handle_is_no_cookie(apps):
     app = apps()
     alice, = devices(app, 'alice')[:1]
     handle = alice.get('/devices').json['devices'][0]['handle']
-    intruder = TestApp(app.app)
-    intruder.set_cookie(COOKIE, handle)
-    assert intruder.get('/whoami').json == {'userid': None, 'data': {},
-                                            'new': True}
+    response = client_with_cookie(app.app, handle).get('/whoami')
+    assert presented_cookie(response) == handle
+    assert response.json == {'userid': None, 'data': {}, 'new': True}
 
 
 def test_a_log_out_drops_the_session_from_the_list(apps):

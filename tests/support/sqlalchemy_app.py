@@ -86,7 +86,10 @@ class Notes:
     def __init__(self, url, table=None):
         table = table or f'notes_{uuid.uuid4().hex[:16]}'
         self.url = url
-        self.engine = sa.create_engine(url)
+        # pysqlite waits 5 s for a lock another writer holds: a loaded
+        # machine's threads can hold it longer ("database is locked")
+        connect_args = {'timeout': 60} if url.startswith('sqlite') else {}
+        self.engine = sa.create_engine(url, connect_args=connect_args)
         dialect = self.engine.dialect.name
         if dialect == 'sqlite':  # foreign keys are off by default
             sa.event.listen(self.engine, 'connect', lambda dbapi, record:
