@@ -10,8 +10,10 @@ three databases through ``SERVER_SIDE_BACKENDS`` in conftest.py.
 import logging
 import pathlib
 import re
+import sqlite3
 import textwrap
 import time
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -22,6 +24,7 @@ from pyramid.exceptions import ConfigurationError
 from sqlalchemy.orm import sessionmaker
 
 from pyramid_contrib_sessions import keys
+from pyramid_contrib_sessions.backends.sql import SQLStore
 from pyramid_contrib_sessions.exceptions import (
     SessionConflictError, StaleRecordError, StoreError)
 from pyramid_contrib_sessions.record import SessionRecord
@@ -229,6 +232,30 @@ def test_an_existing_table_of_another_shape_fails_at_startup(
     assert message.startswith(f'sessions.sql.table: the existing table '
                               f'{table} is not a sessions table: ')
     assert problem in message
+
+
+def test_workers_starting_at_once_on_a_new_sqlite_file_all_start(tmp_path):
+    """Workers that start together (gunicorn's) on a new file: while one
+    holds the file's write lock to create the table, another waits for
+    it. It used to fail at once ("database is locked"): its check had
+    read the file, and SQLite makes a transaction that has read fail
+    rather than wait for a writer."""
+    path = tmp_path / 'sessions.sqlite'
+    store = SQLStore(sa.create_engine(f'sqlite:///{path}'))
+    store.engine.connect().close()  # connected, the file in WAL mode
+    creating = sqlite3.connect(path, isolation_level=None)
+    try:
+        creating.execute('BEGIN IMMEDIATE')  # another worker, creating it
+        with ThreadPoolExecutor(1) as pool:
+            starting = pool.submit(store.create_table)
+            # the old code failed within this; the new one waits
+            futures.wait([starting], timeout=RIVAL_HEAD_START)
+            creating.execute('COMMIT')
+            starting.result()
+        assert sa.inspect(store.engine).has_table(store.table.name)
+    finally:
+        creating.close()
+        store.engine.dispose()
 
 
 def test_a_url_that_cannot_be_parsed_is_not_echoed(factory_for):

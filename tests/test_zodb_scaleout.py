@@ -7,57 +7,21 @@ is created through one process, then read and changed through the other,
 and both processes change one session at the same time without losing a
 change.
 """
-import json
-import threading
-import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pyramid_contrib_sessions.backends.zodb import ZODBStore
-
-from tests.support.functional_support import parse_set_cookie
 from tests.support.load_support import ServedApp
+from tests.support.shared_store import Browser, prepare_shared_store
 
-COOKIE_NAME = 'sessionid'
 ROUNDS = 15
-
-
-class Browser:
-    """Keeps the session cookie, whichever process set it, as a browser
-    keeps a cookie across the servers behind one host name."""
-
-    def __init__(self):
-        self.cookie = None
-        self._lock = threading.Lock()
-
-    def get(self, app, path, **params):
-        request = urllib.request.Request(
-            f'{app.url}{path}?{urllib.parse.urlencode(params)}')
-        with self._lock:
-            if self.cookie:
-                request.add_header('Cookie', f'{COOKIE_NAME}={self.cookie}')
-        with urllib.request.urlopen(request, timeout=60) as response:
-            for header in response.headers.get_all('Set-Cookie') or ():
-                self._keep(parse_set_cookie(header))
-            return json.loads(response.read())
-
-    def _keep(self, cookie):
-        if cookie.name == COOKIE_NAME:
-            with self._lock:
-                self.cookie = None if cookie.deletes else cookie.value
 
 
 @pytest.fixture(params=['zeo', 'relstorage', 'redis_cluster'])
 def two_processes(request):
     """Two application processes over one shared sessions store."""
     settings = request.getfixturevalue('backend_' + request.param)
-    if 'sessions.zodb.uri' in settings:
-        # create the storage's schema and the sessions tree once, before
-        # two processes race to do it
-        ZODBStore.from_settings({'uri': settings['sessions.zodb.uri']},
-                                None).close()
+    prepare_shared_store(settings)
     settings = {**settings, 'sessions.cookie_secure': 'false'}
     first = ServedApp(settings)
     try:

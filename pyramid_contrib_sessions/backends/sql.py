@@ -636,7 +636,12 @@ class SQLStore:
         """Create the table and its index unless they exist."""
         with self._failures(f'create the table {self.table.name}'):
             try:
-                self.table.create(self.engine, checkfirst=True)
+                # on SQLite under the write lock, which waits for another
+                # process's creation: a transaction that has read (the
+                # check) gets "database is locked" at once instead
+                with self._connect_for_writing() as connection, \
+                        connection.begin():
+                    self.table.create(connection, checkfirst=True)
             except DBAPIError:
                 # another process created it between the check and ours
                 if not sa.inspect(self.engine).has_table(self.table.name):

@@ -132,24 +132,32 @@ def with_stats(wsgi_app, retried):
 
 def serve(settings):
     """Serve the test application over ``settings`` until terminated."""
-    import waitress  # the server process's own dependency
     # a deep task queue is the point of a load test, not news
     logging.getLogger('waitress.queue').setLevel(logging.ERROR)
     wsgi_app = make_wsgi_app(settings, retry_attempts=RETRY_ATTEMPTS)
-    server = waitress.create_server(
-        with_stats(wsgi_app, count_retries(wsgi_app)), host='127.0.0.1',
-        port=0, threads=WAITRESS_THREADS)
+    serve_on_a_free_port(with_stats(wsgi_app, count_retries(wsgi_app)))
+
+
+def serve_on_a_free_port(wsgi_app):
+    """Serve ``wsgi_app`` with waitress on a free loopback port until
+    terminated, printing the port first (:class:`ServedApp` reads it)."""
+    import waitress  # the server process's own dependency
+    server = waitress.create_server(wsgi_app, host='127.0.0.1', port=0,
+                                    threads=WAITRESS_THREADS)
     print(server.effective_port, flush=True)
     server.run()
 
 
 class ServedApp:
     """The test application under waitress in a child process; a context
-    manager that stops it on exit."""
+    manager that stops it on exit. A subclass serves another application
+    by naming the module whose ``__main__`` serves it."""
+
+    server_module = __spec__.name
 
     def __init__(self, settings):
         self._process = subprocess.Popen(
-            [sys.executable, '-m', __spec__.name, json.dumps(settings)],
+            [sys.executable, '-m', self.server_module, json.dumps(settings)],
             stdout=subprocess.PIPE, cwd=ROOT)
         port = self._process.stdout.readline().strip()
         if not port:
