@@ -51,13 +51,17 @@ the record an abort puts back is exactly the one removed. See
 
 **The owner index** (see :mod:`.cache`) is one item per owner holding a
 JSON object, a session's store key to the time its entry lasts until,
-changed with ``gets``/``cas`` before each write or refresh of an owned
-session. What Memcached cannot promise: it may *evict* an index item to
-make room (least recently used first) while the sessions it lists live on,
-and then ``user_sessions`` and ``revoke_user_sessions`` do not see those
-sessions until each is written or refreshed again (every refresh files it
-anew, so an active session is back within ``reissue_time``). What does not
-depend on the index holds as on every backend: log out and
+changed with ``gets``/``cas`` before a write or refresh of an owned
+session. An entry lasts until the end of the ``FILING_STEP`` its session's
+expiry falls in, so a write whose record replaces one of the same owner
+expiring in the same step needs no filing: an active session's updates
+cost the index nothing but once a step. What Memcached cannot promise: it
+may *evict* an index item to make room (least recently used first) while
+the sessions it lists live on, and then ``user_sessions`` and
+``revoke_user_sessions`` do not see those sessions until each is filed
+again: at its next refresh, or at its first write in the next step, so an
+active session is back within ``reissue_time`` or ``FILING_STEP``. What
+does not depend on the index holds as on every backend: log out and
 ``revoke_session`` reach the session itself, and a session whose owner no
 longer matches is never listed. Give Memcached room enough that it does
 not evict (its ``evictions`` statistic stays 0), or use another backend
@@ -94,6 +98,10 @@ KEY_CHARACTERS = re.compile(r'[!-~]*\Z')  # printable ASCII, no space
 # need not fail (a write to a touch; a touch or a delete to anything) before
 # it gives up with a SessionConflictError (pyramid_retry replays the request).
 MAX_RACES = 10
+# An owner's index files a session until the end of the step of this many
+# seconds its expiry falls in: an active session's writes file it once a
+# step, not on each write (each filing is two more round trips).
+FILING_STEP = 300
 # A pooled connection the server dropped (it restarted): tried once more on
 # a new connection. A timeout is not retried.
 RECONNECTABLE = (ConnectionError, MemcacheUnexpectedCloseError)
@@ -264,8 +272,9 @@ class MemcachedStore(CacheStore):
     def prepare_write(self, key, record, expected_version):
         name = self.server_key(key)
         item = record_to_bytes(record)
-        self._file_owner(record, key)
         current, token = self._replaced(name, expected_version)
+        if not _filed_with(current, record):
+            self._file_owner(record, key)
         for _ in range(MAX_RACES):
             check_version(current, expected_version)
             stored, sent_again = self._store(name, item, token,
@@ -310,18 +319,19 @@ class MemcachedStore(CacheStore):
         raise _raced()
 
     def _file_owner(self, record, key):
-        """File ``key`` under the owner of ``record`` (if any) until its
-        expiry, dropping the entries whose time is past: before the
-        session's own change (see the module)."""
+        """File ``key`` under the owner of ``record`` (if any) until
+        :func:`_filed_until` its expiry, dropping the entries whose time is
+        past: before the session's own change (see the module)."""
         if record.owner is None:
             return
         name = self.owner_key(record.owner)
+        until = _filed_until(record.expires)
         for _ in range(MAX_RACES):
             item, token = self._gets(name)
             entries = _entries(item, time.time())
-            if entries.get(key, 0) >= record.expires and token is not None:
+            if entries.get(key, 0) >= until and token is not None:
                 return  # filed until then already
-            entries[key] = max(entries.get(key, 0), record.expires)
+            entries[key] = max(entries.get(key, 0), until)
             if self._store(name, json.dumps(entries).encode('ascii'), token,
                            max(entries.values()))[0]:
                 return
@@ -346,6 +356,22 @@ class MemcachedStore(CacheStore):
     def close(self):
         for client in self._clients().values():
             client.close()
+
+
+def _filed_until(expires):
+    """The time an owner's index files a session that expires at
+    ``expires`` until: the end of its ``FILING_STEP``, so that the writes
+    of an active session file it once per step, not on each write."""
+    return (expires // FILING_STEP + 1) * FILING_STEP
+
+
+def _filed_with(replaced, record):
+    """Whether writing ``record`` over ``replaced`` (the record it
+    replaces, or None) needs no filing: the same owner, and an expiry in
+    the same step, which the write of ``replaced`` filed already."""
+    return (replaced is not None and replaced.owner == record.owner
+            and _filed_until(replaced.expires) == _filed_until(
+                record.expires))
 
 
 def _entries(item, now):
