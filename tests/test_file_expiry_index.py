@@ -88,8 +88,11 @@ def test_a_refresh_makes_no_marker_and_is_filed_again_by_the_cleaner(
     indexed_store.prepare_touch(key, now, refreshed, 1).commit()
     assert markers(indexed_store) == {key: [first_slot]}  # nothing written
 
-    # the first slot is over: the session is live, so it is filed again
-    assert indexed_store.delete_expired(now + AFTER_A_SLOT, 10) == 0
+    # the first slot is over (now + AFTER_A_SLOT may still be in it, when
+    # now + 5 fell in its first seconds): the session is live, so it is
+    # filed again
+    first_slot_over = (first_slot + 1) * SLOT_SECONDS
+    assert indexed_store.delete_expired(first_slot_over, 10) == 0
     assert indexed_store.load(key).expires == refreshed
     assert markers(indexed_store) == {key: [slot_of(refreshed)]}
 
