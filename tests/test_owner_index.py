@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from zope.interface.verify import verifyObject
 
-from pyramid_contrib_sessions.backends import memcached
+from pyramid_contrib_sessions.backends import memcached, owner_filing
 from pyramid_contrib_sessions.exceptions import StaleRecordError
 from pyramid_contrib_sessions.interfaces import IOwnerIndexingStore
 
@@ -102,7 +102,7 @@ def test_clearing_prunes_the_entries_of_expired_sessions(cleared_store):
 def test_a_cache_drops_the_entries_of_expired_sessions(cache_store):
     """Redis at the session's expiry; Memcached at the end of the filing
     step that expiry falls in."""
-    lingers = (memcached.FILING_STEP
+    lingers = (owner_filing.FILING_STEP
                if isinstance(cache_store, memcached.MemcachedStore) else 0)
     key = new_key()
     put(cache_store, key, owned_record('alice', lives=1 - lingers))

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from pyramid_contrib_sessions.backends import memcached
+from pyramid_contrib_sessions.backends import owner_filing
 
+from tests.support.functional_support import spy_on
 from tests.support.owned_records import found, new_key, owned_record, put
 from tests.support.server_process import (
     ServerProcess, memcached_argv, redis_argv)
@@ -80,7 +81,7 @@ def test_memcached_files_an_active_session_once_per_step(memcached_server,
         'sessions.cache.url':
             f'memcached://127.0.0.1:{memcached_server.port}'}).store
     client = Client(('127.0.0.1', memcached_server.port))
-    step = memcached.FILING_STEP
+    step = owner_filing.FILING_STEP
     spent = {}
     for owner in (None, 'alice'):
         key = new_key()
@@ -106,3 +107,26 @@ def test_memcached_files_an_active_session_once_per_step(memcached_server,
     assert client.gets(store.owner_key('alice'))[0] != filed
     assert found(store, 'alice') == {key: record}
     client.close()
+
+
+def test_file_files_an_active_session_once_per_step(tmp_path, factory_for,
+                                                    monkeypatch):
+    store = factory_for({'sessions.backend': 'file',
+                         'sessions.file.path': str(tmp_path)}).store
+    step = owner_filing.FILING_STEP
+    first = owned_record('alice')
+    key = new_key()
+    record = put(store, key, replace(first,
+                                     expires=first.expires // step * step))
+    filings = spy_on(monkeypatch, store._owners, 'file')
+    for _ in range(WRITES):
+        record = put(store, key, replace(record, version=record.version + 1,
+                                         expires=record.expires + 1),
+                     record.version)
+    assert filings.taken() == []
+    assert found(store, 'alice') == {key: record}
+    record = put(store, key, replace(record, version=record.version + 1,
+                                     expires=record.expires + step),
+                 record.version)
+    assert len(filings.taken()) == 1  # the next step
+    assert found(store, 'alice') == {key: record}

@@ -74,6 +74,7 @@ from ..record import record_from_bytes, record_to_bytes
 from ..settings import SettingsReader
 from . import check_version, store_failure
 from .file_owners import OwnerEntries
+from .owner_filing import filed_already, filed_until
 from .stripe_locks import StripeLocks
 
 log = logging.getLogger(__name__)
@@ -358,8 +359,11 @@ class FileStore:
                     slot_of(record.expires) < slot_of(current.expires):
                 # before the file is written: see the module
                 self._index.file(key, record.expires)
-            if record.owner is not None:  # before it too: see file_owners
-                self._owners.file(record.owner, key, record.expires)
+            if record.owner is not None and not filed_already(current,
+                                                              record):
+                # before the file too: see file_owners
+                self._owners.file(record.owner, key,
+                                  filed_until(record.expires))
             temp_path = self._write_temp(record)
         except OSError as error:
             raise store_failure('file', 'write a session file', self.path,

@@ -86,6 +86,7 @@ from ..keys import is_store_key
 from ..record import record_to_bytes
 from . import NOTHING_CHANGED, AppliedChange, check_version
 from .cache import OWNER_KEY, CacheStore
+from .owner_filing import filed_already, filed_until
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,6 @@ KEY_CHARACTERS = re.compile(r'[!-~]*\Z')  # printable ASCII, no space
 # need not fail (a write to a touch; a touch or a delete to anything) before
 # it gives up with a SessionConflictError (pyramid_retry replays the request).
 MAX_RACES = 10
-# An owner's index files a session until the end of the step of this many
-# seconds its expiry falls in: an active session's writes file it once a
-# step, not on each write (each filing is two more round trips).
-FILING_STEP = 300
 # A pooled connection the server dropped (it restarted): tried once more on
 # a new connection. A timeout is not retried.
 RECONNECTABLE = (ConnectionError, MemcacheUnexpectedCloseError)
@@ -273,7 +270,7 @@ class MemcachedStore(CacheStore):
         name = self.server_key(key)
         item = record_to_bytes(record)
         current, token = self._replaced(name, expected_version)
-        if not _filed_with(current, record):
+        if not filed_already(current, record):
             self._file_owner(record, key)
         for _ in range(MAX_RACES):
             check_version(current, expected_version)
@@ -319,13 +316,13 @@ class MemcachedStore(CacheStore):
         raise _raced()
 
     def _file_owner(self, record, key):
-        """File ``key`` under the owner of ``record`` (if any) until
-        :func:`_filed_until` its expiry, dropping the entries whose time is
-        past: before the session's own change (see the module)."""
+        """File ``key`` under the owner of ``record`` (if any) until the
+        end of its expiry's filing step, dropping the entries whose time
+        is past: before the session's own change (see the module)."""
         if record.owner is None:
             return
         name = self.owner_key(record.owner)
-        until = _filed_until(record.expires)
+        until = filed_until(record.expires)
         for _ in range(MAX_RACES):
             item, token = self._gets(name)
             entries = _entries(item, time.time())
@@ -356,22 +353,6 @@ class MemcachedStore(CacheStore):
     def close(self):
         for client in self._clients().values():
             client.close()
-
-
-def _filed_until(expires):
-    """The time an owner's index files a session that expires at
-    ``expires`` until: the end of its ``FILING_STEP``, so that the writes
-    of an active session file it once per step, not on each write."""
-    return (expires // FILING_STEP + 1) * FILING_STEP
-
-
-def _filed_with(replaced, record):
-    """Whether writing ``record`` over ``replaced`` (the record it
-    replaces, or None) needs no filing: the same owner, and an expiry in
-    the same step, which the write of ``replaced`` filed already."""
-    return (replaced is not None and replaced.owner == record.owner
-            and _filed_until(replaced.expires) == _filed_until(
-                record.expires))
 
 
 def _entries(item, now):
