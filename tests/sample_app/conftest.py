@@ -87,3 +87,13 @@ def app_request(app, tm, dbsession):
         request.tm = tm
 
         yield request
+
+
+@pytest.fixture
+def alice(dbsession):
+    """A user of the sample, ``alice`` with the password ``secret``."""
+    user = models.User(name='alice')
+    user.set_password('secret')
+    dbsession.add(user)
+    dbsession.flush()
+    return user

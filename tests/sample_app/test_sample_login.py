@@ -1,17 +1,6 @@
 """Log in, CSRF and log out through the cookiecutter's ``testapp``
 fixture, on every backend: all the requests of a test run in one doomed
 transaction, and each sees the session the one before left."""
-import pytest
-from tests.sample_app.sample.models import User
-
-
-@pytest.fixture
-def alice(dbsession):
-    user = User(name='alice')
-    user.set_password('secret')
-    dbsession.add(user)
-    dbsession.flush()
-    return user
 
 
 def log_in(testapp, password='secret'):

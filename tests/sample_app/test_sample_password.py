@@ -5,21 +5,11 @@ owner, which every server-side backend keeps."""
 import pytest
 import webtest
 
-from tests.sample_app.sample.models import User
 
 
 @pytest.fixture
 def backend(server_backend):
     return server_backend
-
-
-@pytest.fixture
-def alice(dbsession):
-    user = User(name='alice')
-    user.set_password('secret')
-    dbsession.add(user)
-    dbsession.flush()
-    return user
 
 
 @pytest.fixture
