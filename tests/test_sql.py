@@ -258,6 +258,30 @@ def test_workers_starting_at_once_on_a_new_sqlite_file_all_start(tmp_path):
         store.engine.dispose()
 
 
+def test_a_worker_switching_a_new_sqlite_file_to_wal_waits_for_a_writer(
+        tmp_path):
+    """The first connection to a file not yet in WAL mode switches it; a
+    worker doing so while another writes used to fail at once ("database
+    is locked"): the switch reads the file's header, then writes it."""
+    path = tmp_path / 'sessions.sqlite'
+    creating = sqlite3.connect(path, isolation_level=None)
+    store = SQLStore(sa.create_engine(f'sqlite:///{path}'))
+    try:
+        creating.execute('CREATE TABLE other_app_data (x)')  # not in WAL
+        creating.execute('BEGIN IMMEDIATE')  # another worker, writing
+        with ThreadPoolExecutor(1) as pool:
+            starting = pool.submit(store.create_table)
+            futures.wait([starting], timeout=RIVAL_HEAD_START)
+            creating.execute('COMMIT')
+            starting.result()
+        assert sa.inspect(store.engine).has_table(store.table.name)
+        header = path.read_bytes()[:100]
+        assert header[18:20] == b'\x02\x02'  # the file's WAL mode
+    finally:
+        creating.close()
+        store.engine.dispose()
+
+
 def test_a_url_that_cannot_be_parsed_is_not_echoed(factory_for):
     with pytest.raises(ConfigurationError) as raised:
         factory_for({'sessions.backend': 'sql',

@@ -70,7 +70,9 @@ import math
 import os
 import re
 import socket
+import sqlite3
 import threading
+import time
 
 import sqlalchemy as sa
 from pyramid.exceptions import ConfigurationError
@@ -105,6 +107,7 @@ DIALECTS = ('sqlite', 'postgresql') + MYSQL_DIALECTS
 DRIVER_EXTRAS = {'postgresql': 'sql,postgresql', 'mysql': 'sql,mysql',
                  'mariadb': 'sql,mysql', 'sqlite': 'sql'}
 SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_SWITCH_RETRY = 0.005  # seconds between tries to switch to WAL
 SQLITE_BEGIN = 'pyramid_contrib_sessions.sqlite_begin'  # execution option
 COMMITTED = 'pyramid_contrib_sessions.committed'  # in a connection's info
 # Seconds to reach a database server, and to wait for one reply (a row lock
@@ -381,10 +384,27 @@ def _on_sqlite_connect(dbapi_connection, connection_record):
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute('PRAGMA journal_mode=WAL')  # readers never wait
         cursor.execute(f'PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}')
+        _switch_to_wal(cursor)
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor):
+    # WAL: readers never wait. On a file not yet in WAL mode the switch
+    # reads the header, then writes it; SQLite fails that write at once,
+    # without the busy timeout, while another connection writes (workers
+    # starting together on a new file), so wait for the writer here
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute('PRAGMA journal_mode=WAL')
+            return
+        except sqlite3.OperationalError as error:
+            if ('locked' not in str(error)
+                    or time.monotonic() > deadline):
+                raise
+            time.sleep(SQLITE_SWITCH_RETRY)
 
 
 def _on_sqlite_begin(connection):
