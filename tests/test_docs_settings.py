@@ -10,7 +10,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.paster import get_appsettings
 
 from pyramid_contrib_sessions import session_factory_from_settings
-from pyramid_contrib_sessions.backends import sql
+from pyramid_contrib_sessions.backends import sql, sql_engine
 from pyramid_contrib_sessions.migration import SOURCES
 from pyramid_contrib_sessions.settings import GENERAL_KEYS, parse_settings
 
@@ -49,7 +49,7 @@ def keys_the_code_reads():
         keys |= keys_a_backend_reads(backend)
     # sql hands every key it does not read itself to SQLAlchemy
     keys |= {f'sql.{name}' for name in
-             {'url', *sql.OWN_KEYS, *sql.TIMEOUT_KEYS}} | {'sql.*'}
+             {'url', *sql.OWN_KEYS, *sql_engine.TIMEOUT_KEYS}} | {'sql.*'}
     # the replaced package's keys have their table in docs/migrating.rst
     return keys | {'migrate.*'}
 

@@ -4,17 +4,16 @@ Supported databases: SQLite (the embedded default: WAL mode and a busy
 timeout), PostgreSQL (psycopg 3) and MariaDB/MySQL (PyMySQL). The table and
 the ``CREATE TABLE`` statements a DBA can run by hand are in ``docs/sql.rst``.
 
+This module holds the store. The table is defined in :mod:`.sql_schema`
+and the engine made in :mod:`.sql_engine`; the names applications import
+from those (``session_table``, ``owner_column_ddl``, ``skip_session_table``,
+``engine_from_settings``, ``NoReplyError``) are importable from here too.
+
 Settings: ``sessions.sql.url`` (required), ``sessions.sql.table`` (default
-``sessions``), ``sessions.sql.dbsession`` (shared mode, below),
-``sessions.sql.connect_timeout`` and ``sessions.sql.socket_timeout`` (the
-bounds on a request's wait, below :func:`engine_from_settings`); every other
-``sessions.sql.*`` key goes to :func:`sqlalchemy.engine_from_config`, so
-``sessions.sql.pool_size``, ``sessions.sql.echo``, ... mean what the
-``sqlalchemy.*`` keys mean. Defaults that differ from SQLAlchemy's:
-``hide_parameters = true`` (session data stays out of logs and errors) and,
-on MariaDB/MySQL, ``isolation_level = READ COMMITTED`` (no gap locks) and
-``pool_reset_on_return = none`` (the store's own reset spares a connection
-it has just committed a ROLLBACK round trip).
+``sessions``), ``sessions.sql.dbsession`` (shared mode, below); every other
+``sessions.sql.*`` key configures the engine (:mod:`.sql_engine` says how,
+``sessions.sql.connect_timeout`` and ``sessions.sql.socket_timeout``, the
+bounds on a request's wait, included).
 
 Restarts. A connection the server dropped is found at its first use, and
 SQLAlchemy then discards every connection its pool held. A read, and the
@@ -66,20 +65,14 @@ own engine, so ``sessions.sql.url`` must name the same database.
 """
 import contextlib
 import logging
-import math
 import os
-import re
-import socket
-import sqlite3
 import threading
-import time
 
 import sqlalchemy as sa
 from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
-from sqlalchemy import event
-from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from zope.interface import implementer, provider
 
@@ -88,35 +81,22 @@ from ..interfaces import (
     IOwnerIndexingStore, IPreparedChange, ISessionStore,
     ISessionStoreFactory, ITransactionJoiningStore)
 from ..record import checked_record
-from ..session import LONGEST_OWNER
 from ..settings import SettingsReader
 from . import store_failure
-from .reply_deadline import ReplyDeadline
+from .sql_engine import (
+    COMMITTED, MYSQL_DIALECTS, SQLITE_BEGIN, NoReplyError, configure_sqlite,
+    engine_from_settings, parse_url, reading_engine)
+from .sql_schema import (
+    DEFAULT_TABLE, TABLE_NAME, owner_column_ddl, schema_problem,
+    session_table, skip_session_table)
+
+# the names applications import from this module, wherever they are defined
+__all__ = ['NoReplyError', 'SQLStore', 'engine_from_settings',
+           'owner_column_ddl', 'session_table', 'skip_session_table']
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TABLE = 'sessions'
-# The engine's logger: sqlalchemy.engine.Engine.<this>
-LOGGING_NAME = 'pyramid_contrib_sessions'
 OWN_KEYS = frozenset({'table', 'dbsession'})  # the rest configures the engine
-# Room for the index names "ix_<table>_expires" and "ix_<table>_owner"
-# within PostgreSQL's 63 and MariaDB's 64 characters.
-TABLE_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,47}\Z')
-MYSQL_DIALECTS = ('mysql', 'mariadb')
-DIALECTS = ('sqlite', 'postgresql') + MYSQL_DIALECTS
-DRIVER_EXTRAS = {'postgresql': 'sql,postgresql', 'mysql': 'sql,mysql',
-                 'mariadb': 'sql,mysql', 'sqlite': 'sql'}
-SQLITE_BUSY_TIMEOUT_MS = 5000
-SQLITE_SWITCH_RETRY = 0.005  # seconds between tries to switch to WAL
-SQLITE_BEGIN = 'pyramid_contrib_sessions.sqlite_begin'  # execution option
-COMMITTED = 'pyramid_contrib_sessions.committed'  # in a connection's info
-# Seconds to reach a database server, and to wait for one reply (a row lock
-# another request holds included); sessions.sql.connect_timeout and
-# sessions.sql.socket_timeout
-DEFAULT_CONNECT_TIMEOUT = 5.0
-DEFAULT_SOCKET_TIMEOUT = 10.0
-TIMEOUT_KEYS = ('connect_timeout', 'socket_timeout')
-LIBPQ_MIN_CONNECT_TIMEOUT = 2  # whole seconds; libpq rounds less up to 2
 # in the Session.info of an application session marked changed for us
 SHARED = 'pyramid_contrib_sessions.shared'
 SQLITE_LOCKED = 'database is locked'
@@ -125,324 +105,6 @@ SHARE_THE_FILE = ('to keep sessions in the application\'s own SQLite file, '
                   'them in another file')
 MYSQL_DEADLOCK = 1213
 SQLSTATE_TRANSACTION_ROLLBACK = '40'  # PostgreSQL: deadlock, serialization
-
-KEY_TYPE = sa.CHAR(64).with_variant(
-    mysql.CHAR(64, charset='ascii', collation='ascii_bin'), *MYSQL_DIALECTS)
-DATA_TYPE = sa.LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL_DIALECTS)
-
-
-# What each column of an existing sessions table may be, as reflected, and
-# that kind in words.
-TEXT = (sa.String, 'text')
-BINARY = ((sa.LargeBinary, mysql.LONGBLOB), 'binary')
-INTEGER = (sa.Integer, 'an integer')
-FLOAT = (sa.Float, 'floating-point')
-COLUMN_KINDS = {'store_key': TEXT, 'data': BINARY, 'version': INTEGER,
-                'created': FLOAT, 'accessed': FLOAT, 'expires': FLOAT,
-                'max_age': INTEGER}
-# The owner column came later: a table without it gets its own message.
-OWNER_KIND = TEXT
-
-
-def session_table(name=DEFAULT_TABLE, metadata=None):
-    """The table the sql backend keeps sessions in; ``docs/sql.rst`` shows
-    the DDL it makes on each database. Given the application's
-    ``metadata``, the table joins it, so that alembic's autogenerate knows
-    it (and creates it in a migration) instead of proposing to drop it."""
-    table = sa.Table(
-        name, sa.MetaData() if metadata is None else metadata,
-        sa.Column('store_key', KEY_TYPE, primary_key=True),
-        sa.Column('data', DATA_TYPE, nullable=False),
-        sa.Column('version', sa.Integer, nullable=False),
-        sa.Column('created', sa.Double, nullable=False),
-        sa.Column('accessed', sa.Double, nullable=False),
-        sa.Column('expires', sa.Double, nullable=False),
-        sa.Column('max_age', sa.Integer, nullable=True),
-        sa.Column('owner', sa.String(LONGEST_OWNER), nullable=True),
-        mysql_engine='InnoDB',
-    )
-    sa.Index(f'ix_{name}_expires', table.c.expires)
-    sa.Index(f'ix_{name}_owner', table.c.owner)
-    return table
-
-
-def owner_column_ddl(name=DEFAULT_TABLE):
-    """The statements that add the owner column (and its index) to a
-    sessions table ``name`` made before the column existed."""
-    return (f'ALTER TABLE {name} ADD COLUMN owner VARCHAR({LONGEST_OWNER}); '
-            f'CREATE INDEX ix_{name}_owner ON {name} (owner)')
-
-
-def skip_session_table(name=DEFAULT_TABLE):
-    """An ``include_object`` for alembic's ``env.py`` that leaves the
-    sessions table ``name`` (and so its index) out of autogenerate, for an
-    application that lets the backend create the table itself."""
-    def include_object(obj, object_name, type_, reflected, compare_to):
-        return not (type_ == 'table' and object_name == name)
-
-    return include_object
-
-
-# the engine
-
-def engine_from_settings(settings, options=None):
-    """The engine ``settings`` (``sessions.sql.*`` keys without the prefix,
-    and without the store's own keys) describe; ``ConfigurationError``
-    naming the key (under ``options.prefix``) for what is missing or
-    wrong."""
-    read = SettingsReader.for_backend(settings, options, 'sql')
-    url = _parse_url(read)
-    backend = url.get_backend_name()
-    connect_timeout = read.positive_seconds('connect_timeout',
-                                            DEFAULT_CONNECT_TIMEOUT)
-    socket_timeout = read.positive_seconds('socket_timeout',
-                                           DEFAULT_SOCKET_TIMEOUT)
-    settings = {key: value for key, value in settings.items()
-                if key not in TIMEOUT_KEYS}
-    defaults = {'pool_pre_ping': read.boolean('pool_pre_ping', False),
-                'hide_parameters': read.boolean('hide_parameters', True),
-                'connect_args': _bounded_connect_args(
-                    url, connect_timeout, socket_timeout),
-                'logging_name': read.text('logging_name', LOGGING_NAME)}
-    reset_by_store = _add_mysql_defaults(backend, settings, defaults)
-    engine = _engine_from_config(read, settings, defaults, url)
-    _keep_rows_out_of_logs(defaults['logging_name'])
-    if reset_by_store:
-        event.listen(engine, 'reset', _on_mysql_reset)
-    if backend != 'sqlite':
-        _bound_replies(engine, socket_timeout, read.key('socket_timeout'))
-    return engine
-
-
-def _add_mysql_defaults(backend, settings, defaults):
-    """On MySQL and MariaDB, add to ``defaults`` what ``settings`` leave
-    unset: READ COMMITTED, and no reset by the pool (the store's
-    ``_on_mysql_reset`` instead); whether the store resets connections."""
-    if backend not in MYSQL_DIALECTS:
-        return False
-    if 'isolation_level' not in settings:
-        defaults['isolation_level'] = 'READ COMMITTED'
-    if 'pool_reset_on_return' in settings:
-        return False
-    defaults['pool_reset_on_return'] = None
-    return True
-
-
-def _keep_rows_out_of_logs(logging_name):
-    """SQLAlchemy logs every result row, session data included, at DEBUG
-    whenever its engine's logger is at DEBUG, as it is when
-    ``sqlalchemy.engine`` is. The store's engine logs under a name of its
-    own, whose DEBUG records (rows, column names) are dropped; statements
-    (their parameters hidden) are logged as configured."""
-    logger = logging.getLogger(f'sqlalchemy.engine.Engine.{logging_name}')
-    if _above_debug not in logger.filters:
-        logger.addFilter(_above_debug)
-
-
-def _above_debug(record):
-    return record.levelno > logging.DEBUG
-
-
-# bounded waits: a database server that stops answering (stopped, hung, cut
-# off) costs a request at most socket_timeout, never the length of the stall
-
-def _bounded_connect_args(url, connect_timeout, socket_timeout):
-    """The driver's own bounds: on PostgreSQL libpq's ``connect_timeout``
-    (whole seconds, unless the URL sets it), on PyMySQL its connect, read
-    and write timeouts. psycopg has no read timeout: see
-    :func:`_bound_replies`."""
-    if url.get_backend_name() == 'postgresql':
-        if 'connect_timeout' in url.query:
-            return {}
-        return {'connect_timeout': max(LIBPQ_MIN_CONNECT_TIMEOUT,
-                                       math.ceil(connect_timeout))}
-    if url.get_driver_name() == 'pymysql':
-        return {'connect_timeout': connect_timeout,
-                'read_timeout': socket_timeout,
-                'write_timeout': socket_timeout}
-    return {}
-
-
-class NoReplyError(SQLAlchemyError):
-    """The database server did not answer within ``socket_timeout``; the
-    connection was dropped (never sent again: the server may have run
-    the statement)."""
-
-
-def _bound_replies(engine, seconds, setting):
-    """Bound every wait for the server's reply to a statement, a COMMIT or
-    a ROLLBACK: on a PostgreSQL driver with a socket (psycopg), a
-    :class:`~.reply_deadline.ReplyDeadline` shuts the connection when the
-    wait passes ``seconds``; PyMySQL times out by itself. Either way the
-    error is a NoReplyError naming the ``setting``, and the connection is
-    discarded."""
-    deadline = ReplyDeadline(seconds) if (
-        engine.dialect.name == 'postgresql') else None
-    disarm = _arm_around_replies(engine, deadline) if deadline else None
-
-    def on_error(context):
-        if context.connection is None:
-            return None  # connecting: the driver's connect_timeout says so
-        late = disarm(context.connection) if deadline else isinstance(
-            context.original_exception.__context__, socket.timeout)
-        if late:
-            context.is_disconnect = True  # discard the connection
-            return NoReplyError(f'no reply within {seconds:g} s '
-                                f'({setting})')
-        return None
-
-    event.listen(engine, 'handle_error', on_error)
-
-
-def _arm_around_replies(engine, deadline):
-    """Arm ``deadline`` for a connection before each statement, COMMIT and
-    ROLLBACK, and disarm it when the reply came; the disarming function,
-    which says whether the deadline had passed."""
-
-    def arm(connection, *_):
-        raw = _dbapi_connection(connection)
-        if raw is not None:
-            deadline.arm(id(raw), raw)
-
-    def disarm(connection, *_):
-        raw = _dbapi_connection(connection)
-        return raw is not None and deadline.disarm(id(raw))
-
-    def forget(raw, record):
-        if raw is not None:
-            deadline.disarm(id(raw))
-
-    for name in ('before_cursor_execute', 'commit', 'rollback'):
-        event.listen(engine, name, arm)
-    event.listen(engine, 'after_cursor_execute', disarm)
-    event.listen(engine, 'checkin', forget)
-    return disarm
-
-
-def _dbapi_connection(connection):
-    """The driver's connection under ``connection``, while it has one."""
-    if connection is None or connection.invalidated or connection.closed:
-        return None
-    return connection.connection.dbapi_connection
-
-
-def _engine_from_config(read, settings, defaults, url):
-    try:
-        return sa.engine_from_config(settings, prefix='', **defaults)
-    except NoSuchModuleError as error:
-        raise read.error('url', f'no SQLAlchemy dialect for '
-                                f'{url.drivername!r}: {error}') from error
-    except ImportError as error:
-        extra = DRIVER_EXTRAS[url.get_backend_name()]
-        raise read.error('url', f'the database driver for {url.drivername} '
-                                f'is not installed ({error}); install '
-                                f'pyramid_contrib_sessions[{extra}]'
-                         ) from error
-    except TypeError as error:
-        raise ConfigurationError(
-            _unknown_engine_keys(read, error)) from error
-    except (ValueError, SQLAlchemyError) as error:
-        raise read.error('*', f'cannot configure the engine: '
-                              f'{error}') from error
-
-
-def _parse_url(read):
-    text = read.required('url', 'the sql backend, a SQLAlchemy URL such as '
-                                'sqlite:///%(here)s/var/sessions.sqlite, '
-                                'postgresql+psycopg://user:password@host/'
-                                'dbname or mysql+pymysql://user:password@'
-                                'host/dbname')
-    try:
-        url = sa.engine.make_url(text)
-    except (sa.exc.ArgumentError, ValueError) as error:
-        # the message does not repeat the text, which may hold a password
-        raise read.error('url', 'not a SQLAlchemy URL (dialect+driver://'
-                                'user:password@host/dbname)') from error
-    backend = url.get_backend_name()
-    if backend not in DIALECTS:
-        raise read.error('url', f'the sql backend supports '
-                                f'{", ".join(DIALECTS)}, not {backend!r}')
-    if backend == 'sqlite' and url.database in (None, '', ':memory:'):
-        raise read.error('url', 'an in-memory SQLite database lives and dies '
-                                'with one connection; name a file: '
-                                'sqlite:///path/sessions.sqlite')
-    return url
-
-
-def _unknown_engine_keys(read, error):
-    names = re.findall(r"'(\w+)'", str(error).split(' sent to ')[0])
-    if not names:
-        return f'{read.key("*")}: cannot configure the engine: {error}'
-    keys = ', '.join(read.key(name) for name in names)
-    return (f'{keys}: not an option of SQLAlchemy\'s create_engine() for '
-            f'this database (see the SQLAlchemy engine documentation)')
-
-
-def _on_sqlite_connect(dbapi_connection, connection_record):
-    # sqlite3's own transaction handling never locks for a SELECT; we send
-    # BEGIN ourselves (see _on_sqlite_begin)
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f'PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}')
-        _switch_to_wal(cursor)
-    finally:
-        cursor.close()
-
-
-def _switch_to_wal(cursor):
-    # WAL: readers never wait. On a file not yet in WAL mode the switch
-    # reads the header, then writes it; SQLite fails that write at once,
-    # without the busy timeout, while another connection writes (workers
-    # starting together on a new file), so wait for the writer here
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            cursor.execute('PRAGMA journal_mode=WAL')
-            return
-        except sqlite3.OperationalError as error:
-            if ('locked' not in str(error)
-                    or time.monotonic() > deadline):
-                raise
-            time.sleep(SQLITE_SWITCH_RETRY)
-
-
-def _on_sqlite_begin(connection):
-    # writes take the file's write lock at BEGIN, so the version they check
-    # cannot change before they write; reads begin without locking, and a
-    # read of one row begins nothing (one statement is atomic by itself)
-    mode = connection.get_execution_options().get(SQLITE_BEGIN, 'DEFERRED')
-    if mode is not None:
-        connection.exec_driver_sql(f'BEGIN {mode}')
-
-
-def _reading_engine(engine):
-    """``engine`` as a read of one row uses it: one SELECT, which needs no
-    transaction around it. On PostgreSQL, in autocommit, it costs no BEGIN
-    and ROLLBACK round trips (psycopg switches autocommit without asking
-    the server); on SQLite it sends no BEGIN. PyMySQL sends a SET for each
-    switch, which costs more than the ROLLBACK it saves."""
-    if engine.dialect.name == 'postgresql':
-        return engine.execution_options(isolation_level='AUTOCOMMIT')
-    if engine.dialect.name == 'sqlite':
-        return engine.execution_options(**{SQLITE_BEGIN: None})
-    return engine
-
-
-def _on_mysql_reset(dbapi_connection, connection_record, reset_state):
-    # SQLAlchemy's reset of a connection back in the pool, but for one the
-    # store has just committed: PyMySQL would send that ROLLBACK to the
-    # server all the same, a round trip for nothing
-    committed = (connection_record is not None
-                 and connection_record.info.pop(COMMITTED, False))
-    if not (committed or reset_state.transaction_was_reset
-            or reset_state.terminate_only):
-        dbapi_connection.rollback()
-
-
-def _configure_sqlite(engine):
-    event.listen(engine, 'connect', _on_sqlite_connect)
-    event.listen(engine, 'begin', _on_sqlite_begin)
 
 
 # shared mode
@@ -589,7 +251,7 @@ class _Staging:
         try:
             with self._store._failures('commit a session change'):
                 self.connection.commit()
-            self.connection.info[COMMITTED] = True  # see _on_mysql_reset
+            self.connection.info[COMMITTED] = True  # see sql_engine
         except Exception:
             # A failed COMMIT can leave the database transaction open (SQLite
             # does): such a connection must never go back to the pool.
@@ -621,11 +283,11 @@ class SQLStore:
         self._dbsession = dbsession
         self._sqlite = engine.dialect.name == 'sqlite'
         self._statements = _Statements(self.table, engine.dialect.name)
-        self._reader = _reading_engine(engine)
+        self._reader = reading_engine(engine)
         self._local = threading.local()  # the _Staging of a commit under way
         self._where = engine.url.render_as_string(hide_password=True)
         if self._sqlite:
-            _configure_sqlite(engine)
+            configure_sqlite(engine)
 
     @classmethod
     def from_settings(cls, settings, options):
@@ -637,7 +299,7 @@ class SQLStore:
                                       f'characters)')
         dbsession = _resolve_dbsession(read)
         if dbsession is None:
-            _reject_a_shared_sqlite_file(read, _parse_url(read), options)
+            _reject_a_shared_sqlite_file(read, parse_url(read), options)
         engine = engine_from_settings(
             {key: value for key, value in settings.items()
              if key not in OWN_KEYS}, options)
@@ -667,7 +329,7 @@ class SQLStore:
                 if not sa.inspect(self.engine).has_table(self.table.name):
                     raise
             columns = sa.inspect(self.engine).get_columns(self.table.name)
-        problem = _schema_problem(columns)
+        problem = schema_problem(columns)
         if problem:
             raise ConfigurationError(
                 f'{self._settings_prefix}table: the existing table '
@@ -969,32 +631,6 @@ def _columns(key, record):
             'new_accessed': record.accessed, 'new_expires': record.expires,
             'new_max_age': record.max_age, 'new_owner': record.owner}
 
-
-def _schema_problem(columns):
-    """What makes the reflected ``columns`` of an existing table unfit to
-    keep sessions (``None`` when nothing does): every write would
-    fail on a missing column, one of another kind, or one of its own that
-    needs a value."""
-    found = {column['name'].lower(): column for column in columns}
-    for name, (kinds, kind_in_words) in COLUMN_KINDS.items():
-        column = found.pop(name, None)
-        if column is None:
-            return f'it has no {name} column'
-        if not isinstance(column['type'], kinds):
-            return (f'its {name} column is {column["type"]}, not '
-                    f'{kind_in_words}')
-    owner = found.pop('owner', None)
-    if owner is not None and not (isinstance(owner['type'], OWNER_KIND[0])
-                                  and owner['nullable']):
-        return (f'its owner column is {owner["type"]}'
-                f'{"" if owner["nullable"] else " NOT NULL"}, not nullable '
-                f'{OWNER_KIND[1]} (VARCHAR({LONGEST_OWNER}))')
-    for name, column in found.items():
-        if not (column['nullable'] or column.get('default') is not None
-                or column.get('autoincrement') is True):
-            return (f'its {name} column needs a value the sessions backend '
-                    f'never gives')
-    return None
 
 
 def _record(row):
