@@ -39,8 +39,8 @@ extras = {
 # [docs] too: the suite runs the plot script, and .ci/run builds the docs
 extras['testing'] = sorted(
     {req for reqs in extras.values() for req in reqs}
-    | {'pytest', 'WebTest', 'pyramid_tm', 'pyramid_retry', 'hypothesis',
-       'waitress', 'playwright>=1.40', 'alembic',
+    | {'pytest', 'pytest-xdist', 'WebTest', 'pyramid_tm', 'pyramid_retry',
+       'hypothesis', 'waitress', 'playwright>=1.40', 'alembic',
        # the packages the migration tests move sessions away from
        'pyramid_beaker', 'Beaker>=1.14', 'pyramid_session_redis'})
 # benchmarks/overhead.py: the clients of the stores it measures, and the

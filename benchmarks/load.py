@@ -58,7 +58,8 @@ def main(argv=None):
     benchmark = LoadBenchmark(plan_of(arguments))
     tests = [f'{TEST}::{TEST_NAME}[{backend}]'
              for backend in arguments.backends]
-    status = pytest.main(['-q', '-p', 'no:cacheprovider', *tests],
+    # -n 0: in this process, where the plugin hands the test its plan
+    status = pytest.main(['-q', '-p', 'no:cacheprovider', '-n', '0', *tests],
                          plugins=[benchmark])
     print(f'\n{arguments.clients} clients, {arguments.sessions} sessions, '
           f'{arguments.seconds:g} s per backend '

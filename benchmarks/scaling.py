@@ -243,8 +243,9 @@ def main(argv=None):
                       arguments.py_spy)
     tests = [f'{__file__}::test_throughput_with_processes[{backend}]'
              for backend in arguments.backends]
-    # tests.conftest: the backends' fixtures, as the test suite has them
-    status = pytest.main(['-q', '-p', 'no:cacheprovider', '-p',
+    # tests.conftest: the backends' fixtures, as the test suite has them;
+    # -n 0: in this process, where the plugin hands the test its plan
+    status = pytest.main(['-q', '-p', 'no:cacheprovider', '-n', '0', '-p',
                           'tests.conftest', *tests], plugins=[scaling])
     print(f'\n{arguments.clients} clients, {arguments.sessions} sessions, '
           f'{arguments.seconds:g} s per run:\n')

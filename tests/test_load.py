@@ -12,7 +12,7 @@ import pytest
 from tests.support.backends import SERVER_SIDE_BACKENDS
 from tests.support.load_support import PLAN, REPORT, LoadPlan, run_load
 
-BRIEF = LoadPlan(clients=8, sessions=20, seconds=3)
+BRIEF = LoadPlan(clients=8, sessions=20, seconds=1.5)
 
 
 @pytest.mark.parametrize('backend', SERVER_SIDE_BACKENDS)

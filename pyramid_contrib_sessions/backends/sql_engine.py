@@ -90,8 +90,8 @@ def engine_from_settings(settings, options=None):
 
 def _add_mysql_defaults(backend, settings, defaults):
     """On MySQL and MariaDB, add to ``defaults`` what ``settings`` leave
-    unset: READ COMMITTED, and no reset by the pool (the store's
-    ``_on_mysql_reset`` instead); whether the store resets connections."""
+    unset: READ COMMITTED, and no reset by the pool (``_on_mysql_reset``
+    instead); whether the store resets connections."""
     if backend not in MYSQL_DIALECTS:
         return False
     if 'isolation_level' not in settings:
