@@ -21,6 +21,7 @@ from pyramid_contrib_sessions.exceptions import (
 
 from tests.support.app import make_app
 from tests.support.fault_proxy import FaultProxy
+from tests.support.owned_records import found, new_key, owned_record, put
 from tests.support.redis_topologies import wait_until
 from tests.support.server_process import (
     ServerProcess, memcached_argv, redis_argv)
@@ -101,6 +102,26 @@ def test_a_stuck_server_times_out_and_its_late_reply_reaches_nobody(
         server.resume()
         assert bob.get('/get').json['data'] == {'who': 'bob'}
         assert alice.get('/get').json['data'] == {'who': 'alice'}
+
+
+def test_a_delete_commits_when_its_index_entry_cannot_be_dropped(
+        server, factory_for, caplog):
+    """The deleted session's index entry is dropped after the delete has
+    committed: a server stuck at that moment costs a warning, never the
+    commit, and the entry left behind is skipped."""
+    store = factory_for(settings_for(server)).store
+    key = new_key()
+    put(store, key, owned_record('alice'))
+    deleting = store.prepare_delete(key)
+    server.pause()
+    try:
+        deleting.commit()
+    finally:
+        server.resume()
+    assert store.load(key) is None
+    # the entry may stay, or go as the server runs the command it was sent
+    assert found(store, 'alice') == {}
+    assert "stays in its owner's index" in caplog.text
 
 
 def test_killed_and_restarted_under_traffic(server, app):

@@ -152,3 +152,23 @@ def test_a_zodb_tree_made_before_owners_gets_its_index(backend_zodb,
     key = new_key()
     put(store, key, owned_record('alice'))
     assert list(found(store, 'alice')) == [key]
+
+
+def test_a_committed_delete_takes_its_key_out_of_a_cache_index(cache_store):
+    """A log-out or a revocation leaves no entry for listings to read past
+    until the session would have expired."""
+    kept, deleted = new_key(), new_key()
+    put(cache_store, kept, owned_record('alice'))
+    put(cache_store, deleted, owned_record('alice'))
+    cache_store.prepare_delete(deleted).commit()
+    assert cache_store.owned_keys('alice', time.time()) == [kept]
+    cache_store.prepare_delete(kept).commit()
+    assert cache_store.owned_keys('alice', time.time()) == []
+
+
+def test_an_aborted_delete_keeps_its_key_in_a_cache_index(cache_store):
+    key = new_key()
+    put(cache_store, key, owned_record('alice'))
+    cache_store.prepare_delete(key).abort()
+    assert cache_store.owned_keys('alice', time.time()) == [key]
+    assert list(found(cache_store, 'alice')) == [key]

@@ -56,14 +56,17 @@ def redact_url(url):
 
 @implementer(IPreparedChange)
 class AppliedChange:
-    """A change the store already holds: committing it is a no-op;
-    aborting it runs ``undo`` once."""
+    """A change the store already holds: committing it runs ``then`` (if
+    any) once, which must not raise; aborting it runs ``undo`` once."""
 
-    def __init__(self, undo=None):
+    def __init__(self, undo=None, then=None):
         self._undo = undo
+        self._then = then
 
     def commit(self):
-        self._undo = None
+        then, self._then, self._undo = self._then, None, None
+        if then is not None:
+            then()
 
     def abort(self):
         undo, self._undo = self._undo, None

@@ -49,7 +49,9 @@ different servers (Memcached's hashing, Redis Cluster's slots), so no one
 command can change both. A crash between the two leaves an entry without a
 session, which listing skips; entries whose time is past are pruned as the
 index is next written or read, and the index value itself expires with its
-last session. A deleted session's entry stays until that time, skipped.
+last session. A deleted session's entry leaves the index once the delete
+is committed (an abort puts the session back, entry and all); should that
+fail (the server stopped answering), it stays until its time, skipped.
 """
 import hashlib
 import importlib
@@ -61,6 +63,7 @@ from urllib.parse import urlsplit
 
 from zope.interface import implementer, provider
 
+from ..exceptions import SessionConflictError, StoreError
 from ..interfaces import (
     INativelyExpiringStore, IOwnerIndexingStore, ISessionStore,
     ISessionStoreFactory)
@@ -221,6 +224,23 @@ class CacheStore:
         and the module."""
         return [(key, self.load(key))
                 for key in self.owned_keys(owner, time.time())]
+
+    def unfiling(self, deleted, key):
+        """What takes ``key`` out of its owner's index once the delete of
+        ``deleted`` (the record it removed, or None) is committed, for
+        :class:`~.AppliedChange`'s ``then``; None without an owner."""
+        if deleted is None or deleted.owner is None:
+            return None
+
+        def unfile():
+            try:
+                self.unfile(deleted.owner, key)
+            except (StoreError, SessionConflictError) as error:
+                # harmless: listing skips it, and it goes at its time
+                log.warning('%s backend: a deleted session stays in its '
+                            'owner\'s index until it would have expired: '
+                            '%s', self.name, error)
+        return unfile
 
     def delete_expired(self, now, limit):
         """Nothing to delete: the server drops each record when its TTL

@@ -47,7 +47,8 @@ at most once per ``reissue_time`` of a session, never on a plain read.
 
 **A delete** is a ``cas`` of the item read with an expiry in the past, so
 the record an abort puts back is exactly the one removed. See
-:mod:`.cache` for why every change is applied when staged.
+:mod:`.cache` for why every change is applied when staged. Once it is
+committed, the deleted session's key leaves its owner's index (``cas``).
 
 **The owner index** (see :mod:`.cache`) is one item per owner holding a
 JSON object, a session's store key to the time its entry lasts until,
@@ -311,8 +312,10 @@ class MemcachedStore(CacheStore):
             if before is None:
                 return NOTHING_CHANGED
             if self._call(name, 'cas', b'', token, expire=EXPIRED):
+                deleted = self.record_of(before)
                 return AppliedChange(
-                    partial(self._restore, name, None, self.record_of(before)))
+                    partial(self._restore, name, None, deleted),
+                    self.unfiling(deleted, key))
         raise _raced()
 
     def _file_owner(self, record, key):
@@ -331,6 +334,20 @@ class MemcachedStore(CacheStore):
             entries[key] = max(entries.get(key, 0), until)
             if self._store(name, json.dumps(entries).encode('ascii'), token,
                            max(entries.values()))[0]:
+                return
+        raise _raced()
+
+    def unfile(self, owner, key):
+        """Take ``key`` out of ``owner``'s index."""
+        name = self.owner_key(owner)
+        for _ in range(MAX_RACES):
+            item, token = self._gets(name)
+            entries = _entries(item, time.time())
+            if token is None or entries.pop(key, None) is None:
+                return
+            lasts = max(entries.values(), default=0)  # 0: gone at once
+            if self._store(name, json.dumps(entries).encode('ascii'), token,
+                           lasts)[0]:
                 return
         raise _raced()
 

@@ -51,7 +51,8 @@ Cluster) a rewrite of an owned session runs it inside its own script
 another; a new session's write and a refresh of an owned
 session is sent twice, the first time only to learn the owner (the script
 leaves an owned record alone until told its index has been seen to), so a
-session without an owner costs what it did.
+session without an owner costs what it did. Once the delete of an owned
+session is committed, a ``ZREM`` takes its key out of its owner's set.
 """
 import contextlib
 import logging
@@ -329,7 +330,8 @@ class RedisStore(CacheStore):
                                                             []))
         if before is None:
             return NOTHING_CHANGED
-        return AppliedChange(lambda: self._undo(name, None, before))
+        return AppliedChange(lambda: self._undo(name, None, before),
+                             self.unfiling(self.record_of(before), key))
 
     def _file_owner(self, record, key):
         """File ``key`` under the owner of ``record`` (if any) until its
@@ -338,6 +340,12 @@ class RedisStore(CacheStore):
             owner_key = self.owner_key(record.owner)
             _sent(lambda again: self._commands.run(OWN, [owner_key], [
                 key, _number(record.expires), _number(time.time())]))
+
+    def unfile(self, owner, key):
+        """Take ``key`` out of ``owner``'s index."""
+        with self._talking():
+            _sent(lambda again: self._commands.execute(
+                'ZREM', self.owner_key(owner), key))
 
     def owned_keys(self, owner, now):
         """The keys filed under ``owner`` whose time is not past."""
