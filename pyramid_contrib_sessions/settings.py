@@ -3,7 +3,7 @@
 names its key."""
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Tuple
 
 from pyramid.exceptions import ConfigurationError
@@ -81,10 +81,9 @@ class SessionOptions:
     store_factory: Any
     backend_settings: Mapping[str, str]
     prefix: str = 'sessions.'
-    # The application's own ``sqlalchemy.url`` (the cookiecutter's key), so
-    # that the sql backend can refuse a SQLite file it cannot write beside
-    # the application.
-    application_sqlalchemy_url: Optional[str] = None
+    # Every setting of the application, for what a backend must check
+    # against the application's own (the sql backend: its sqlalchemy.url)
+    application_settings: Mapping[str, Any] = field(default_factory=dict)
     # ``migrate_from`` and the ``migrate.*`` keys: the
     # :class:`~pyramid_contrib_sessions.migration.Migration`, or None
     migration: Any = None
@@ -219,7 +218,7 @@ def parse_settings(settings, prefix='sessions.'):
         store_factory=store_factory,
         backend_settings=_namespace_settings(settings, prefix, namespace),
         prefix=prefix,
-        application_sqlalchemy_url=settings.get('sqlalchemy.url'),
+        application_settings=settings,
         migration=migration_from_settings(read, cookie_name),
     )
     _check_cookie(read, options)

@@ -143,7 +143,7 @@ def _reject_a_shared_sqlite_file(read, url, options):
     """Sessions standalone in the application's own SQLite file would wait
     for the write lock the application holds until its commit, which comes
     after the session is staged."""
-    application_url = options.application_sqlalchemy_url
+    application_url = options.application_settings.get('sqlalchemy.url')
     if url.get_backend_name() != 'sqlite' or not application_url:
         return
     try:
