@@ -81,8 +81,33 @@ def cache_settings(url, **more):
     ('redis+sentinel://127.0.0.1/m?socket_timeout=soon',
      "socket_timeout='soon': not a positive number of seconds"),
     ('redis+sentinel://127.0.0.1/m?timeout=1',
-     "unknown query argument 'timeout'; the query may set "
+     "unknown query argument 'timeout'; the query of a redis\\+sentinel:// "
+     "URL may set sentinel_password, sentinel_username, "
      "socket_connect_timeout and socket_timeout"),
+    ('rediss+cluster://127.0.0.1?ssl_ca_cert=ca.pem',
+     "unknown query argument 'ssl_ca_cert'; the query of a "
+     "rediss\\+cluster:// URL may set socket_connect_timeout, "
+     "socket_timeout, ssl_ca_certs, ssl_ca_path, ssl_cert_reqs, "
+     "ssl_certfile, ssl_check_hostname and ssl_keyfile"),
+    ('redis+cluster://127.0.0.1?ssl_ca_certs=ca.pem',
+     "'ssl_ca_certs' \\(TLS takes the rediss\\+cluster:// form\\)"),
+    ('redis+cluster://127.0.0.1?sentinel_password=x',
+     "unknown query argument 'sentinel_password'"),
+    ('rediss+cluster://127.0.0.1?ssl_ca_certs=/no/ca.pem',
+     "ssl_ca_certs='/no/ca.pem': no such file"),
+    ('rediss+cluster://127.0.0.1?ssl_ca_path=/no/cas',
+     "ssl_ca_path='/no/cas': no such directory"),
+    ('rediss+cluster://127.0.0.1?ssl_cert_reqs=maybe',
+     "ssl_cert_reqs='maybe': use required, optional, none"),
+    ('rediss+sentinel://127.0.0.1/m?ssl_check_hostname=perhaps',
+     "ssl_check_hostname='perhaps': use true or false"),
+    ('rediss+sentinel://127.0.0.1/m?ssl_cert_reqs=none'
+     '&ssl_check_hostname=yes',
+     'ssl_check_hostname=true needs a certificate to check'),
+    ('redis+sentinel://127.0.0.1/m?sentinel_username=app',
+     'sentinel_username needs a sentinel_password'),
+    ('redis+sentinel://127.0.0.1/m?sentinel_password=',
+     'sentinel_password is empty'),
     ('redis+cluster://127.0.0.1:7000/1', 'a cluster has only database 0'),
     ('redis+cluster://127.0.0.1:7000,127.0.0.1:7000', 'listed twice'),
     ('redis+cluster://', 'is not host:port'),
@@ -98,6 +123,16 @@ def test_a_refused_url_is_shown_without_its_password():
         session_factory_from_settings(
             cache_settings('redis://user:s3cret@127.0.0.1:6379/zero'))
     assert 'user:***@127.0.0.1' in str(refused.value)
+    assert 's3cret' not in str(refused.value)
+
+
+def test_a_refused_url_is_shown_without_the_sentinels_password():
+    with pytest.raises(ConfigurationError) as refused:
+        session_factory_from_settings(cache_settings(
+            'redis+sentinel://127.0.0.1/m?sentinel_password=s3cret'
+            '&sentinel_username=app&timeout=1'))
+    assert 'sentinel_password=***&sentinel_username=app' in str(
+        refused.value)
     assert 's3cret' not in str(refused.value)
 
 

@@ -3,9 +3,10 @@ server itself.
 
 ``sessions.cache.url`` chooses the server and the client:
 
-- ``redis://host:port/db``, ``rediss://host:port/db`` (TLS) and
-  ``unix:///path/to/redis.sock?db=N``: :class:`~.redis.RedisStore`
-  (needs the ``redis`` extra);
+- ``redis://host:port/db``, ``rediss://host:port/db`` (TLS),
+  ``unix:///path/to/redis.sock?db=N``, and Sentinel's and Cluster's
+  ``redis+sentinel://``, ``redis+cluster://`` (``rediss+...`` over TLS):
+  :class:`~.redis.RedisStore` (needs the ``redis`` extra);
 - ``memcached://host:port[,host:port...]``: :class:`~.memcached.MemcachedStore`
   (needs the ``memcached`` extra); several servers share the sessions by
   consistent hashing.
@@ -86,12 +87,14 @@ STORES = {
     'unix': ('redis', 'RedisStore', 'redis'),
     'redis+sentinel': ('redis', 'RedisStore', 'redis'),
     'redis+cluster': ('redis', 'RedisStore', 'redis'),
+    'rediss+sentinel': ('redis', 'RedisStore', 'redis'),
+    'rediss+cluster': ('redis', 'RedisStore', 'redis'),
     'memcached': ('memcached', 'MemcachedStore', 'memcached'),
 }
 URL_FORMS = ('redis://host:port/db, rediss://host:port/db, '
              'unix:///path/to/redis.sock, '
-             'redis+sentinel://host:port[,host:port...]/service_name[/db], '
-             'redis+cluster://host:port[,host:port...] or '
+             'redis[s]+sentinel://host:port[,host:port...]/service_name'
+             '[/db], redis[s]+cluster://host:port[,host:port...] or '
              'memcached://host:port[,host:port...]')
 # one server of a list: a name or an address ([...] for IPv6), a port
 SERVER = re.compile(r'(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?\Z')

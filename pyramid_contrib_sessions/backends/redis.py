@@ -1,5 +1,6 @@
 """The ``cache`` backend on Redis (redis-py): ``redis://``, ``rediss://``,
-``unix://``, ``redis+sentinel://`` and ``redis+cluster://`` URLs (see
+``unix://``, ``redis+sentinel://`` and ``redis+cluster://`` URLs, the two
+last over TLS as ``rediss+sentinel://`` and ``rediss+cluster://`` (see
 :mod:`.redis_urls` for how each reaches its servers).
 
 A session is one string under ``prefix + store key``: the record's bytes
@@ -215,8 +216,9 @@ class RedisStore(CacheStore):
             store._client.ping()
         except (redis.RedisError, RedisClusterException) as error:
             store.close()
-            raise config.url_error(f'cannot reach the redis server at '
-                                   f'{store.address}: {error}') from error
+            raise config.url_error(
+                f'cannot reach the redis server at {store.address}: '
+                f'{store._endpoint.explain(error)}') from error
         except TypeError as error:  # a query argument redis-py lacks
             store.close()
             raise config.url_error(str(error)) from error
