@@ -245,17 +245,23 @@ def test_workers_starting_at_once_on_a_new_sqlite_file_all_start(tmp_path):
     store.engine.connect().close()  # connected, the file in WAL mode
     creating = sqlite3.connect(path, isolation_level=None)
     try:
-        creating.execute('BEGIN IMMEDIATE')  # another worker, creating it
-        with ThreadPoolExecutor(1) as pool:
-            starting = pool.submit(store.create_table)
-            # the old code failed within this; the new one waits
-            futures.wait([starting], timeout=RIVAL_HEAD_START)
-            creating.execute('COMMIT')
-            starting.result()
-        assert sa.inspect(store.engine).has_table(store.table.name)
+        start_while_another_writes(store, creating)
     finally:
         creating.close()
         store.engine.dispose()
+
+
+def start_while_another_writes(store, writer):
+    """Create ``store``'s table while ``writer`` (another worker's
+    connection) holds the file's write lock, which it lets go once the old
+    code would have failed; the table is then there."""
+    writer.execute('BEGIN IMMEDIATE')
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(store.create_table)
+        futures.wait([starting], timeout=RIVAL_HEAD_START)
+        writer.execute('COMMIT')
+        starting.result()
+    assert sa.inspect(store.engine).has_table(store.table.name)
 
 
 def test_a_worker_switching_a_new_sqlite_file_to_wal_waits_for_a_writer(
@@ -264,21 +270,15 @@ def test_a_worker_switching_a_new_sqlite_file_to_wal_waits_for_a_writer(
     worker doing so while another writes used to fail at once ("database
     is locked"): the switch reads the file's header, then writes it."""
     path = tmp_path / 'sessions.sqlite'
-    creating = sqlite3.connect(path, isolation_level=None)
+    writing = sqlite3.connect(path, isolation_level=None)
     store = SQLStore(sa.create_engine(f'sqlite:///{path}'))
     try:
-        creating.execute('CREATE TABLE other_app_data (x)')  # not in WAL
-        creating.execute('BEGIN IMMEDIATE')  # another worker, writing
-        with ThreadPoolExecutor(1) as pool:
-            starting = pool.submit(store.create_table)
-            futures.wait([starting], timeout=RIVAL_HEAD_START)
-            creating.execute('COMMIT')
-            starting.result()
-        assert sa.inspect(store.engine).has_table(store.table.name)
+        writing.execute('CREATE TABLE other_app_data (x)')  # not in WAL
+        start_while_another_writes(store, writing)
         header = path.read_bytes()[:100]
         assert header[18:20] == b'\x02\x02'  # the file's WAL mode
     finally:
-        creating.close()
+        writing.close()
         store.engine.dispose()
 
 
