@@ -71,28 +71,56 @@ class SessionFactory:
     def __call__(self, request):
         """The session of ``request``; Pyramid calls this at most once per
         request, on first use of ``request.session``."""
-        cookie_value = read_cookie(request.environ, self.options.cookie_name)
-        transaction_manager = transaction_manager_for(request)
-        migrated = None
-        if cookie_value is None and self.migration is not None:
-            migrated = self.migration.find(request.environ, self.serializer)
-        if migrated is None:
-            manager = self.open(cookie_value, transaction_manager)
-        else:
-            manager = self._open_migrated(migrated, transaction_manager)
+        manager, migrated = self.open_request_session(
+            request.environ, transaction_manager_for(request))
 
         def finish(request, response):
-            manager.settle(write=request.exception is None)
             vary_with_cookie(response.headerlist)
-            cookie = self.set_cookie_header(manager)
-            if cookie is not None:
-                response.headerlist.append(('Set-Cookie', cookie))
-            if migrated is not None and manager.committed:
-                response.headerlist.append(('Set-Cookie', migrated.retire()))
+            response.headerlist.extend(
+                ('Set-Cookie', value) for value in self.settle_for_response(
+                    manager, migrated, write=request.exception is None))
 
         request.add_response_callback(finish)
         settle_unanswered(request, manager)
         return manager.session
+
+    def open_request_session(self, environ, transaction_manager=None):
+        """``(manager, migrated)`` for the request whose WSGI environ is
+        ``environ``: the data manager holding its session (see
+        :meth:`open`), and the replaced package's session it was made from
+        (``sessions.migrate_from``), or ``None``.
+
+        A request without our cookie but with the replaced package's takes
+        that session over: a new session with its data, joined to the
+        transaction at once (when there is one), so it is written if and
+        only if the request commits; without one, when it is settled.
+        :meth:`settle_for_response` then retires the old one."""
+        cookie_value = read_cookie(environ, self.options.cookie_name)
+        if cookie_value is None and self.migration is not None:
+            migrated = self.migration.find(environ, self.serializer)
+            if migrated is not None:
+                return (self._open_migrated(migrated, transaction_manager),
+                        migrated)
+        return self.open(cookie_value, transaction_manager), None
+
+    def settle_for_response(self, manager, migrated, write):
+        """The response to a request opened by :meth:`open_request_session`
+        is being made: settle its session (see
+        ``SessionDataManager.settle``), writing it unless ``write`` is false
+        (the application failed), and return the ``Set-Cookie`` header
+        values the response carries. Ours, when the commit changed our
+        cookie; and, for a ``migrated`` session whose commit finished, the
+        one that expires the old cookie, its record deleted then (so an
+        aborted or failed request leaves the old session as it was). Call it
+        once per request: the old session is retired once."""
+        manager.settle(write=write)
+        values = []
+        cookie = self.set_cookie_header(manager)
+        if cookie is not None:
+            values.append(cookie)
+        if migrated is not None and manager.committed:
+            values.append(migrated.retire())
+        return values
 
     def open(self, cookie_value, transaction_manager=None):
         """A data manager holding the session for ``cookie_value``: the

@@ -1,5 +1,5 @@
 """Sessions for any WSGI application, without Pyramid's request."""
-from .cookies import read_cookie, vary_with_cookie
+from .cookies import vary_with_cookie
 from .factory import SessionFactory
 from .settings import parse_settings
 
@@ -12,8 +12,11 @@ class SessionMiddleware:
     starts it with ``exc_info`` (an error page).
 
     ``settings`` are the same ``sessions.*`` keys the Pyramid integration
-    reads. The session is opened on first use: a request whose application
-    never looks at it reads nothing and gets no session headers.
+    reads, ``sessions.migrate_from`` included: a request without our
+    cookie but with the replaced package's takes its session over, and the
+    response that writes the new session retires the old one. The session
+    is opened on first use: a request whose application never looks at it
+    reads nothing (no old session either) and gets no session headers.
     """
 
     def __init__(self, app, settings, prefix='sessions.'):
@@ -21,31 +24,31 @@ class SessionMiddleware:
         self.factory = SessionFactory(parse_settings(settings, prefix))
 
     def __call__(self, environ, start_response):
-        opened = []
+        opened = None  # (manager, migrated), once the session is used
+        set_cookies = None  # what the response carries, once settled
 
         def open_session():
-            opened.append(self.factory.open(
-                read_cookie(environ, self.factory.options.cookie_name)))
+            nonlocal opened
+            opened = self.factory.open_request_session(environ)
             return opened[0].session
 
         environ[ENVIRON_KEY] = LazySession(open_session)
 
         def start_with_session(status, headers, exc_info=None):
-            if opened:
-                headers = self._session_headers(opened[0], headers, exc_info)
+            nonlocal set_cookies
+            if opened is not None:
+                if set_cookies is None:
+                    # Settled once, at the first start: an error page that
+                    # replaces this response (exc_info) carries the same
+                    # cookies, those of the session as it was written.
+                    set_cookies = self.factory.settle_for_response(
+                        *opened, write=exc_info is None)
+                headers = list(headers)
+                vary_with_cookie(headers)
+                headers.extend(('Set-Cookie', value) for value in set_cookies)
             return start_response(status, headers, exc_info)
 
         return self.app(environ, start_with_session)
-
-    def _session_headers(self, manager, headers, exc_info):
-        if exc_info is None:
-            manager.commit_now()
-        headers = list(headers)
-        vary_with_cookie(headers)
-        cookie = self.factory.set_cookie_header(manager)
-        if cookie is not None:
-            headers.append(('Set-Cookie', cookie))
-        return headers
 
 
 class LazySession:

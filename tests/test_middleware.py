@@ -2,7 +2,6 @@
 ``environ['pyramid_contrib_sessions.session']`` and is saved when the
 application starts its response, unless it starts an error page with
 ``exc_info``."""
-import json
 import sys
 
 import pytest
@@ -15,18 +14,7 @@ from tests.support.app import TEST_SECRET
 from tests.support.functional_support import (
     current_data, current_record, is_server_side, session_factory, set_cookies,
     spy_on, stored_count, the_set_cookie, track_writes, varies_on_cookie)
-
-ENVIRON_KEY = 'pyramid_contrib_sessions.session'  # public, in docs/session.rst
-
-
-class AppFailed(Exception):
-    pass
-
-
-def respond(start_response, body, status='200 OK', exc_info=None):
-    start_response(status, [('Content-Type', 'application/json'),
-                            ('Vary', 'Accept')], exc_info)
-    return [json.dumps(body).encode('utf-8')]
+from tests.support.plain_wsgi import ENVIRON_KEY, AppFailed, respond
 
 
 def plain_wsgi_app(environ, start_response):
