@@ -4,16 +4,13 @@ Counted on the machine's Redis with ``CLIENT LIST``, by a client name of
 the test's own, so other programs' connections are not counted.
 """
 import threading
-import time
 import uuid
 
 import redis
 
-from pyramid_contrib_sessions.keys import new_session_id, store_key
-from pyramid_contrib_sessions.record import SessionRecord
-
 from tests.support.app import make_app
 from tests.support.functional_support import session_factory
+from tests.support.thread_reads import misread_by_threads_at_once
 
 SHORT_LIVED_THREADS = 10
 READERS, READS = 6, 100
@@ -50,24 +47,5 @@ def test_threads_at_once_each_read_their_own_records(backend_redis):
     never get another thread's reply."""
     app, name = named_app(backend_redis)
     store = session_factory(app).store
-    now = time.time()
-    keys = [store_key(new_session_id()) for _ in range(READERS)]
-    for key in keys:
-        record = SessionRecord(key.encode(), 1, now, now, now + 600)
-        store.prepare_write(key, record, None).commit()
-    wrong = []
-    start = threading.Barrier(READERS)
-
-    def read_own(key):
-        start.wait()
-        wrong.extend(key for _ in range(READS)
-                     if store.load(key).data != key.encode())
-
-    threads = [threading.Thread(target=read_own, args=(key,))
-               for key in keys]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert wrong == []
+    assert misread_by_threads_at_once(store, READERS, READS) == []
     assert connections_named(name) >= READERS  # they did not queue on one

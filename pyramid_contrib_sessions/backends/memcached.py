@@ -37,6 +37,11 @@ with that token at once, saving the re-read (a cas succeeds only while the
 item is still exactly the one read); a new record is an ``add`` without a
 read first.
 
+**Connections.** Each server has a pool of clients (pymemcache's
+``PooledClient``), and each thread takes one client of it at its first
+command and keeps it while it lives (:mod:`.thread_held`): no check-out
+and check-in, under the pool's lock, on every command.
+
 **A touch** cannot be partial: Memcached has no partial update, and its own
 ``touch`` command moves only the expiry, leaving the record's ``accessed``
 and ``expires`` behind (the next request would find the session expired).
@@ -78,7 +83,7 @@ import threading
 import time
 from functools import partial
 
-from pymemcache.client.base import Client, PooledClient
+from pymemcache.client.base import PooledClient
 from pymemcache.client.rendezvous import RendezvousHash
 from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
@@ -88,6 +93,7 @@ from ..record import record_to_bytes
 from . import NOTHING_CHANGED, AppliedChange, check_version
 from .cache import OWNER_KEY, CacheStore
 from .owner_filing import filed_already, filed_until
+from .thread_held import ThreadHeld
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +106,8 @@ KEY_CHARACTERS = re.compile(r'[!-~]*\Z')  # printable ASCII, no space
 # need not fail (a write to a touch; a touch or a delete to anything) before
 # it gives up with a SessionConflictError (pyramid_retry replays the request).
 MAX_RACES = 10
-# A pooled connection the server dropped (it restarted): tried once more on
-# a new connection. A timeout is not retried.
+# A connection the server dropped (it restarted): tried once more on a new
+# connection. A timeout is not retried.
 RECONNECTABLE = (ConnectionError, MemcacheUnexpectedCloseError)
 
 
@@ -155,7 +161,7 @@ class MemcachedStore(CacheStore):
         self._client_options = dict(
             connect_timeout=connect_timeout, timeout=socket_timeout,
             no_delay=True, default_noreply=False)
-        self._pool = (None, {})
+        self._pool = (None, {}, {})  # pid, pools, their ThreadHeld
         self._last_load = threading.local()  # name, record, token
 
     @classmethod
@@ -174,24 +180,32 @@ class MemcachedStore(CacheStore):
                                               f'characters')
         store = cls(servers, prefix, config.connect_timeout,
                     config.socket_timeout)
-        for address, client in store._clients().items():
+        for address in store._servers:
             try:
-                client.version()
+                store._client(address).version()
             except (MemcacheError, OSError) as error:
                 store.close()
                 raise config.url_error(f'cannot reach the memcached server '
                                        f'at {address}: {error}') from error
         return store
 
-    def _clients(self):
-        """This process's connection pools, one per server: a forked worker
-        must never share its parent's sockets (their replies would mix)."""
-        pid, clients = self._pool
+    def _pools(self):
+        """This process's client pools, one per server (a forked worker
+        must never share its parent's sockets: their replies would mix),
+        and what hands each thread its client of each."""
+        pid, pools, held = self._pool
         if pid != os.getpid():
-            clients = {address: PooledClient(server, **self._client_options)
-                       for address, server in self._servers.items()}
-            self._pool = (os.getpid(), clients)
-        return clients
+            pools = {address: PooledClient(server, **self._client_options)
+                     for address, server in self._servers.items()}
+            held = {address: ThreadHeld(pool.client_pool.get,
+                                        pool.client_pool.release)
+                    for address, pool in pools.items()}
+            self._pool = (os.getpid(), pools, held)  # one assignment
+        return pools, held
+
+    def _client(self, address):
+        """This thread's client of the server at ``address``."""
+        return self._pools()[1][address].get()
 
     def _call(self, name, command, *args, **kwargs):
         """Run ``command`` for the item ``name`` on its server; its errors
@@ -200,24 +214,20 @@ class MemcachedStore(CacheStore):
 
     def _send(self, name, command, *args, **kwargs):
         """:meth:`_call`, returning ``(reply, sent again)``: a command whose
-        pooled connection broke is sent once more on a new connection of
-        its own, never on another pooled one (when the server restarted,
-        every connection the pool keeps idle is as broken: each is dropped
-        as a command finds it so)."""
+        connection broke (the server restarted) is sent once more, on a new
+        connection: the client closed the broken one."""
         address = self._only_address or self._hash.get_node(name)
+        client = self._client(address)
         try:
-            return self._run(address, self._clients()[address], command,
-                             name, *args, **kwargs), False
+            return self._run(address, client, command, name, *args,
+                             **kwargs), False
         except RECONNECTABLE:
-            pass  # the pool has dropped it
-        client = Client(self._servers[address], **self._client_options)
+            pass
         try:
             return self._run(address, client, command, name, *args,
                              **kwargs), True
         except RECONNECTABLE as error:
             raise _unreachable(address, error) from error
-        finally:
-            client.close()
 
     @staticmethod
     def _run(address, client, command, *args, **kwargs):
@@ -368,8 +378,9 @@ class MemcachedStore(CacheStore):
             self._call(name, 'cas', b'', token, expire=EXPIRED)
 
     def close(self):
-        for client in self._clients().values():
-            client.close()
+        """Close every connection of this process, threads' included."""
+        for pool in self._pools()[0].values():
+            pool.close()
 
 
 def _entries(item, now):

@@ -9,10 +9,9 @@ request). Its packer then checks and encodes each argument in Python
 before hiredis packs them; the store's arguments are text, bytes and
 integers, which hiredis takes as they are.
 
-A session store sends one or two commands per request, from threads that
-live long (a WSGI server's workers), so each thread takes one connection
-from the pool at its first command and keeps it while it lives; the pool
-is still what makes connections, and what ``close()`` disconnects.
+Each thread takes one connection from the pool at its first command and
+keeps it while it lives (:mod:`.thread_held`); the pool is still what
+makes connections, and what ``close()`` disconnects.
 
 That is for one server (``redis://``, ``rediss://``, ``unix://``); a
 Sentinel's master and a Cluster are reached through redis-py's client as
@@ -25,11 +24,11 @@ connection goes back to the pool when the thread ends; a forked process
 takes connections of its own, never its parent's.
 """
 import hashlib
-import os
-import threading
 
 from redis import ConnectionPool
 from redis.exceptions import NoScriptError, ResponseError
+
+from .thread_held import ThreadHeld
 
 try:  # what redis-py's packer ends in, after checks our arguments pass
     from hiredis import pack_command
@@ -57,39 +56,18 @@ class LuaScript:
         self.sha = hashlib.sha1(text.encode('utf-8')).hexdigest()
 
 
-class _Held:
-    """One connection a thread took from ``pool``, given back when the
-    thread's hold on it is dropped (the thread ended)."""
-
-    def __init__(self, pool):
-        self.pool = pool
-        self.pid = os.getpid()
-        self.connection = pool.get_connection()
-
-    def __del__(self):
-        if self.pid == os.getpid():  # a fork's copy is not the child's
-            self.pool.release(self.connection)
-
-
 class ThreadConnections:
     """Commands to the server of ``pool``, each on its thread's connection
     (see the module)."""
 
     def __init__(self, pool):
-        self.pool = pool
-        self._local = threading.local()
-
-    def _connection(self):
-        held = getattr(self._local, 'held', None)
-        if held is None or held.pid != os.getpid():
-            held = self._local.held = _Held(self.pool)
-        return held.connection
+        self._connections = ThreadHeld(pool.get_connection, pool.release)
 
     def execute(self, *args):
         """The reply to one command; a reply that is an error is raised
         (``ResponseError`` and its subclasses), as redis-py's client
         raises it."""
-        connection = self._connection()
+        connection = self._connections.get()
         try:
             if pack_command is None:
                 connection.send_command(*args)
