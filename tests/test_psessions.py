@@ -13,12 +13,13 @@ import transaction
 from webtest import TestApp
 
 from pyramid_contrib_sessions import SessionFactory, revoke_handles
+from pyramid_contrib_sessions.backends.redis import DELETE
 from pyramid_contrib_sessions.keys import store_key
 from pyramid_contrib_sessions.scripts.psessions import main
 from pyramid_contrib_sessions.settings import parse_settings
 
 from tests.support.accounts_app import SECRET, accounts_apps
-from tests.support.fault_proxy import free_port
+from tests.support.fault_proxy import FaultProxy, free_port
 from tests.support.functional_support import client_with_cookie
 from tests.support.script_support import (
     SCRIPT_TIMEOUT, run_script, script_path, write_ini)
@@ -287,6 +288,28 @@ def test_a_store_that_is_down_exits_1(tmp_path, capsys, backend, args):
     }[backend]
     result = run_main(capsys, app_ini(tmp_path, settings), *args)
     assert_one_line_error(result, 1, start)
+
+
+@pytest.mark.parametrize('args, marker', [
+    (['list', 'alice'], b'ZRANGEBYSCORE'), (['revoke', 'alice'],
+                                            DELETE.sha.encode())],
+    ids=['listing', 'revoking'])
+def test_a_store_that_goes_away_half_way_exits_1(backend_redis, tmp_path,
+                                                 capsys, args, marker):
+    """Redis answers the start-up, then goes away at the command
+    ``marker`` names: the listing, or the revocation's first delete,
+    which then revokes nothing."""
+    phone, laptop = log_in(backend_redis, 'alice', 'alice')
+    with FaultProxy(6379) as proxy:
+        proxy.cut_at(marker)
+        ini = app_ini(tmp_path, {
+            **backend_redis,
+            'sessions.cache.url': f'redis://127.0.0.1:{proxy.port}/0'})
+        result = run_main(capsys, ini, *args)
+    assert_one_line_error(result, 1, f'redis backend: cannot reach the '
+                                     f'server at 127.0.0.1:{proxy.port}')
+    assert who_is_logged_in(backend_redis, [phone, laptop]) == [
+        'alice', 'alice']
 
 
 # beside the demo served by pserve, on its default store (a FileStorage)

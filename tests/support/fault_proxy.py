@@ -8,6 +8,9 @@ server, on a free loopback port, to play two network faults on demand:
 - a *lost reply*: the next request holding a given marker is passed to the
   server, which runs it, and its reply is thrown away with the connection,
   as when a connection breaks between the server's work and its answer.
+- a *cut*: at the next request holding a given marker the server seems to
+  go away: that request never reaches it, and its connection and every
+  later one are closed unanswered.
 
 Each connection is two daemon threads that pump bytes; ``close()`` shuts
 every socket, so nothing outlives the test.
@@ -37,6 +40,8 @@ class FaultProxy:
         self._flowing.set()
         self._lock = threading.Lock()
         self._drop_marker = None
+        self._cut_marker = None
+        self._cut = False
         self.lost_replies = 0  # how many replies were thrown away
         self._sockets = []
         self._closed = False
@@ -57,6 +62,18 @@ class FaultProxy:
         with self._lock:
             self._drop_marker = marker
 
+    def cut_at(self, marker):
+        """At the next request holding ``marker`` (bytes), close its
+        connection unanswered, and every connection made after it."""
+        with self._lock:
+            self._cut_marker = marker
+
+    def _takes_cut(self, chunk):
+        with self._lock:
+            if self._cut_marker is not None and self._cut_marker in chunk:
+                self._cut = True
+            return self._cut
+
     def _takes_drop(self, chunk):
         with self._lock:
             if self._drop_marker is not None and self._drop_marker in chunk:
@@ -72,6 +89,9 @@ class FaultProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return  # closed
+            if self._cut:
+                client.close()
+                continue
             try:
                 server = socket.create_connection(self._target)
             except OSError:
@@ -92,7 +112,8 @@ class FaultProxy:
     def _requests(self, pair):
         while True:
             chunk = pair.receive(pair.client)
-            if not chunk or not self._wait_flowing(pair):
+            if (not chunk or not self._wait_flowing(pair)
+                    or self._takes_cut(chunk)):
                 return pair.close()
             if self._takes_drop(chunk):
                 pair.drop_next_reply = True
