@@ -218,16 +218,13 @@ class MemcachedStore(CacheStore):
         connection: the client closed the broken one."""
         address = self._only_address or self._hash.get_node(name)
         client = self._client(address)
-        try:
-            return self._run(address, client, command, name, *args,
-                             **kwargs), False
-        except RECONNECTABLE:
-            pass
-        try:
-            return self._run(address, client, command, name, *args,
-                             **kwargs), True
-        except RECONNECTABLE as error:
-            raise _unreachable(address, error) from error
+        for sent_again in (False, True):
+            try:
+                return self._run(address, client, command, name, *args,
+                                 **kwargs), sent_again
+            except RECONNECTABLE as error:
+                if sent_again:
+                    raise _unreachable(address, error) from error
 
     @staticmethod
     def _run(address, client, command, *args, **kwargs):
@@ -334,30 +331,33 @@ class MemcachedStore(CacheStore):
         is past: before the session's own change (see the module)."""
         if record.owner is None:
             return
-        name = self.owner_key(record.owner)
         until = filed_until(record.expires)
-        for _ in range(MAX_RACES):
-            item, token = self._gets(name)
-            entries = _entries(item, time.time())
-            if entries.get(key, 0) >= until and token is not None:
-                return  # filed until then already
-            entries[key] = max(entries.get(key, 0), until)
-            if self._store(name, json.dumps(entries).encode('ascii'), token,
-                           max(entries.values()))[0]:
-                return
-        raise _raced()
+
+        def file_key(entries):
+            if entries.get(key, 0) >= until:
+                return False  # filed until then already
+            entries[key] = until
+            return True
+        self._change_index(record.owner, file_key)
 
     def unfile(self, owner, key):
         """Take ``key`` out of ``owner``'s index."""
+        self._change_index(
+            owner, lambda entries: entries.pop(key, None) is not None)
+
+    def _change_index(self, owner, change):
+        """Have ``change(entries)`` edit ``owner``'s index (its live
+        entries: key to time) and say whether it did; store the edit with
+        ``cas``, read and edited again after a lost race. The item lasts
+        as long as its latest entry: without one, it is gone at once."""
         name = self.owner_key(owner)
         for _ in range(MAX_RACES):
             item, token = self._gets(name)
             entries = _entries(item, time.time())
-            if token is None or entries.pop(key, None) is None:
+            if not change(entries):
                 return
-            lasts = max(entries.values(), default=0)  # 0: gone at once
             if self._store(name, json.dumps(entries).encode('ascii'), token,
-                           lasts)[0]:
+                           max(entries.values(), default=0))[0]:
                 return
         raise _raced()
 

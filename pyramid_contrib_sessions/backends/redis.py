@@ -179,6 +179,12 @@ def _number(value):
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def _entry(record, key):
+    """FILE_ENTRY's member, time it lasts until, and time now: ``key``
+    filed until the expiry of ``record``."""
+    return [key, _number(record.expires), _number(time.time())]
+
+
 def ttl_at(expires):
     """``PEXPIREAT``'s argument: ``expires`` in epoch milliseconds (a time
     already past makes Redis drop the record at once)."""
@@ -284,7 +290,7 @@ class RedisStore(CacheStore):
         if record.owner is not None and self._one_server:
             script = WRITE_OWNED
             keys.append(self.owner_key(record.owner))
-            entry = [key, _number(record.expires), _number(time.time())]
+            entry = _entry(record, key)
         else:
             self._file_owner(record, key)
             entry = []
@@ -340,8 +346,8 @@ class RedisStore(CacheStore):
         expiry: before the session's own change (see the module)."""
         if record.owner is not None:
             owner_key = self.owner_key(record.owner)
-            _sent(lambda again: self._commands.run(OWN, [owner_key], [
-                key, _number(record.expires), _number(time.time())]))
+            _sent(lambda again: self._commands.run(
+                OWN, [owner_key], _entry(record, key)))
 
     def unfile(self, owner, key):
         """Take ``key`` out of ``owner``'s index."""
