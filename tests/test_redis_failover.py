@@ -41,15 +41,20 @@ SESSIONS = 8
 
 def test_a_stuck_cluster_node_fails_only_its_sessions_within_the_timeout(
         redis_cluster):
+    prefix = unique_prefix()
     app = make_app({'sessions.backend': 'cache',
-                    'sessions.cache.prefix': unique_prefix(),
+                    'sessions.cache.prefix': prefix,
                     'sessions.cache.socket_timeout': str(SETTING_TIMEOUT),
                     'sessions.cache.url': f'{redis_cluster.url()}'
                                           f'?socket_timeout={NODE_TIMEOUT}'})
-    clients = [TestApp(app.app) for _ in range(SESSIONS)]
-    for number, client in enumerate(clients):
-        client.get('/set', {'key': 'who', 'value': str(number)})
-    stuck = redis_cluster.nodes[-1]
+    clients, homes = [], []
+    # sessions on the node to stop (the first one's) and on another
+    while len(clients) < SESSIONS or len(set(homes)) < 2:
+        client = TestApp(app.app)
+        client.get('/set', {'key': 'who', 'value': str(len(clients))})
+        clients.append(client)
+        homes.append(node_holding(redis_cluster, prefix, client))
+    stuck = homes[0]
     stuck.pause()
     try:
         failed = [number for number, client in enumerate(clients)
@@ -57,9 +62,18 @@ def test_a_stuck_cluster_node_fails_only_its_sessions_within_the_timeout(
     finally:
         stuck.resume()
     wait_until(redis_cluster.settled, 'the cluster settles')
-    assert 0 < len(failed) < SESSIONS
+    assert failed == [number for number, home in enumerate(homes)
+                      if home is stuck]
     for number, client in enumerate(clients):
         assert client.get('/get').json['data'] == {'who': number}
+
+
+def node_holding(cluster, prefix, client):
+    """The node of ``cluster`` whose slots hold ``client``'s session (the
+    others answer MOVED for its key)."""
+    key = prefix + store_key(session_cookie(client).rpartition('.')[0])
+    return next(node for node in cluster.nodes
+                if ask(node.port, 'EXISTS', key) == 1)
 
 
 def answers_or_fails_in_time(client, number):
